@@ -7,6 +7,11 @@ import { Command } from "commander";
 import { TML_VERSION } from "./lib/version.ts";
 import { runCli } from "./lib/cli/run.ts";
 import { registerClientCommands } from "./roles/client/commands.ts";
+import { registerSwitchboardCommands } from "./roles/switchboard/commands.ts";
+import { registerSupervisorRoleCommands } from "./roles/supervisor/commands.ts";
+import { registerPuppetCommands } from "./roles/puppet/commands.ts";
+import { registerImageStoreCommands } from "./roles/image_store/commands.ts";
+import { registerAdminCommands } from "./roles/admin/commands.ts";
 
 export function buildProgram(): Command {
   const program = new Command("tml")
@@ -14,7 +19,17 @@ export function buildProgram(): Command {
     .version(TML_VERSION, "-V, --version", "print the tml version")
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
-  registerClientCommands(program);
+  // `tml supervisor` holds both the agent roles (local, qemu, netboot) and the client's
+  // list/show, so it is created here and handed to both.
+  const supervisor = program.command("supervisor").description(
+    "run a supervisor agent, or list and inspect supervisors",
+  );
+  registerSupervisorRoleCommands(supervisor);
+  registerClientCommands(program, supervisor);
+  registerSwitchboardCommands(program);
+  registerPuppetCommands(program);
+  registerImageStoreCommands(program);
+  registerAdminCommands(program);
   return program;
 }
 
