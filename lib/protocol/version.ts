@@ -1,0 +1,22 @@
+/**
+ * The one protocol version of tml's wire protocols (REST API, switchboard-supervisor websocket,
+ * supervisor-puppet channel). Bump it on any change a peer must know about, and add a line below.
+ * A peer older than `MIN_PEER_PROTOCOL_VERSION` is refused with a message naming both versions.
+ *
+ * History:
+ * - 1 (2026-11-23): first version: REST v1, supervisor websocket with hello/ack/keepalive and
+ *   job start/stop/update, framed JSON puppet channel.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** The oldest peer protocol version this build still speaks. */
+export const MIN_PEER_PROTOCOL_VERSION = 1;
+
+/** Says why a peer speaking `peerVersion` is refused, or undefined when it is accepted. */
+export function protocolMismatch(peerVersion: number): string | undefined {
+  if (peerVersion < MIN_PEER_PROTOCOL_VERSION) {
+    return `Cannot accept peer: it speaks protocol version ${peerVersion}, this switchboard needs ` +
+      `at least ${MIN_PEER_PROTOCOL_VERSION} (this side speaks ${PROTOCOL_VERSION}); upgrade the peer`;
+  }
+  return undefined;
+}
