@@ -93,7 +93,7 @@ export class TmlProcess {
           `Timed out waiting for ${pattern} in process output:\n--- stdout\n${this.#stdout}\n--- stderr\n${this.#stderr}`,
         );
       }
-      let timer: number | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         new Promise<void>((resolve) => this.#waiters.push(resolve)),
         this.#done,
