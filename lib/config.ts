@@ -66,6 +66,11 @@ export interface ConfigSources {
   env?: Record<string, string>;
   /** Flag values keyed by config key (snake_case); undefined values are ignored. */
   flags?: Record<string, unknown>;
+  /**
+   * Reject keys the schema does not know (default). Off for a command that reads only part of
+   * another role's file (`tml admin` reads the switchboard's database settings).
+   */
+  strict?: boolean;
 }
 
 type Layer = { source: string; values: Record<string, unknown> };
@@ -112,7 +117,7 @@ export async function loadConfig<T extends z.ZodObject>(
     provenance[key] = `--${flagName(key)}`;
   }
 
-  const result = schema.strict().safeParse(merged);
+  const result = (sources.strict === false ? schema : schema.strict()).safeParse(merged);
   if (!result.success) {
     const lines = result.error.issues.map((issue) => {
       const top = issue.path.length > 0

@@ -1,0 +1,36 @@
+/**
+ * Authenticates API requests by bearer token and checks permissions. Tokens are looked up on
+ * every request (no cache), so a revocation or a locked user takes effect at once.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { hasPermission, type Principal } from "../../lib/accounts/permissions.ts";
+import { authenticateToken } from "../../lib/accounts/tokens.ts";
+import type { AppEnv, SwitchboardDeps } from "./context.ts";
+import { forbidden, unauthorized } from "./http_errors.ts";
+
+export function authenticate(deps: SwitchboardDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (match === null) throw unauthorized();
+    const principal = await authenticateToken(deps.db, match[1]);
+    if (principal === undefined) {
+      throw unauthorized("Cannot authenticate: the API token is unknown, expired or revoked");
+    }
+    c.set("principal", principal);
+    await next();
+  };
+}
+
+/** The caller, if it holds `permission`; a 403 naming the permission otherwise. */
+export function requirePermission(
+  c: Context<AppEnv>,
+  permission: string,
+  message?: string,
+): Principal {
+  const principal = c.get("principal");
+  if (!hasPermission(principal, permission)) {
+    throw forbidden(message ?? `Cannot do that: missing permission "${permission}"`);
+  }
+  return principal;
+}
