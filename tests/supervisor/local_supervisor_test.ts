@@ -1,0 +1,186 @@
+/**
+ * End to end with real processes: switchboard on PostgreSQL, `tml supervisor local`, and the
+ * real `tml puppet` it starts. The workload itself inspects the job files it was given.
+ */
+import { assert, assertEquals, assertStringIncludes } from "../../lib/testing/asserts.ts";
+import { createHash } from "node:crypto";
+import { TmlProcess } from "../support/tml_process.ts";
+import {
+  api,
+  createUser,
+  registerSupervisor,
+  startSpine,
+  TEST_IMAGE_ID,
+  waitForJob,
+} from "../support/spine.ts";
+
+const SECRET = "jit-config-value with spaces\nand a second line";
+
+Deno.test({
+  name: "local supervisor runs a job's workload with its parameter files, end to end",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const spine = await startSpine(["--keepalive-interval", "500ms", "--supervisor-grace", "2s"]);
+    const stateDir = await Deno.makeTempDir({ prefix: "tml-local-sup-" });
+    let supervisor: TmlProcess | undefined;
+    try {
+      const { token } = await createUser(spine, "ci", ["submit_job", "run_job_on_supervisor:*"]);
+      const registered = await registerSupervisor(spine, "local-1", ["board:local"]);
+      const tokenFile = `${stateDir}/token`;
+      await Deno.writeTextFile(tokenFile, registered.token, { mode: 0o600 });
+      const startSupervisor = () =>
+        TmlProcess.start([
+          "supervisor",
+          "local",
+          "--switchboard",
+          spine.url,
+          "--id",
+          registered.supervisorId,
+          "--token-file",
+          tokenFile,
+          "--state-dir",
+          stateDir,
+        ]);
+      supervisor = startSupervisor();
+      await supervisor.waitFor(/connected to the switchboard/);
+
+      const enqueue = async (workload: string) => {
+        const response = await api(spine, token, "POST", "/jobs", {
+          image_id: TEST_IMAGE_ID,
+          tag_config: "board:local",
+          parameters: {
+            "gh-actions-runner-encoded-jit-config": { value: SECRET, secret: true },
+            plain: { value: "hello", secret: false },
+          },
+          workload,
+        });
+        assertEquals(response.status, 201, JSON.stringify(response.body));
+        return (response.body as { job_id: string }).job_id;
+      };
+
+      await t.step(
+        "parameter files have exact contents and modes; success becomes the status",
+        async () => {
+          const jobId = await enqueue([
+            `P="$TML_PARAMETERS_DIR"`,
+            `echo "MODE secret $(stat -c %a "$P/gh-actions-runner-encoded-jit-config")"`,
+            `echo "MODE plain $(stat -c %a "$P/plain")"`,
+            `echo "SHA secret $(sha256sum < "$P/gh-actions-runner-encoded-jit-config" | cut -d' ' -f1)"`,
+            `echo "PLAIN $(cat "$P/plain")"`,
+            `echo "JOBID $(cat "$P/../job-id")"`,
+          ].join("; "));
+          const final = await waitForJob(
+            spine,
+            token,
+            jobId,
+            (job) => job.state === "terminated",
+            60_000,
+          );
+          assertEquals(final.exit_status, "workload_finished_success");
+          const out = supervisor!.stdout;
+          assertStringIncludes(out, "MODE secret 600");
+          assertStringIncludes(out, "MODE plain 644");
+          assertStringIncludes(
+            out,
+            `SHA secret ${createHash("sha256").update(SECRET).digest("hex")}`,
+          );
+          assertStringIncludes(out, "PLAIN hello");
+          assertStringIncludes(out, `JOBID ${jobId}`);
+          const events = (await api(spine, token, "GET", `/jobs/${jobId}/history`)).body as {
+            events: Array<{ state: string | null }>;
+          };
+          const states = events.events.map((e) => e.state).filter((s) => s !== null);
+          assertEquals(states, [
+            "queued",
+            "scheduled",
+            "initializing",
+            "initializing",
+            "initializing",
+            "ready",
+            "terminating",
+            "terminated",
+          ]);
+        },
+      );
+
+      await t.step("a failing workload's exit code becomes workload_finished_error", async () => {
+        const jobId = await enqueue("echo failing; exit 3");
+        const final = await waitForJob(
+          spine,
+          token,
+          jobId,
+          (job) => job.state === "terminated",
+          60_000,
+        );
+        assertEquals(final.exit_status, "workload_finished_error");
+        assertEquals(final.exit_message, "exit code 3");
+      });
+
+      await t.step("a workload reports by itself with tml puppet finish", async () => {
+        const jobId = await enqueue(
+          `${Deno.execPath()} run -A ${
+            new URL("../../main.ts", import.meta.url).pathname
+          } puppet finish --unknown --message "reported by hand"; sleep 30`,
+        );
+        const final = await waitForJob(
+          spine,
+          token,
+          jobId,
+          (job) => job.state === "terminated",
+          60_000,
+        );
+        assertEquals(final.exit_status, "workload_finished_unknown");
+        assertEquals(final.exit_message, "reported by hand");
+      });
+
+      await t.step(
+        "cancel while ready stops the workload and cleans the scratch directory",
+        async () => {
+          const jobId = await enqueue("sleep 600");
+          await waitForJob(spine, token, jobId, (job) => job.state === "ready", 60_000);
+          await api(spine, token, "POST", `/jobs/${jobId}/cancel`);
+          const final = await waitForJob(
+            spine,
+            token,
+            jobId,
+            (job) => job.state === "terminated",
+            30_000,
+          );
+          assertEquals(final.exit_status, "job_canceled");
+          const left = [...Deno.readDirSync(`${stateDir}/jobs`)].map((entry) => entry.name);
+          assert(!left.includes(jobId), `scratch directory left behind: ${left}`);
+        },
+      );
+
+      await t.step(
+        "supervisor killed mid-job: the job ends supervisor_dropped_job; a restart cleans up",
+        async () => {
+          const jobId = await enqueue("sleep 600");
+          await waitForJob(spine, token, jobId, (job) => job.state === "ready", 60_000);
+          await supervisor!.kill("SIGKILL");
+          const final = await waitForJob(
+            spine,
+            token,
+            jobId,
+            (job) => job.state === "terminated",
+            30_000,
+          );
+          assertEquals(final.exit_status, "supervisor_dropped_job");
+          supervisor = startSupervisor();
+          await supervisor.waitFor(/connected to the switchboard/);
+          assertEquals([...Deno.readDirSync(`${stateDir}/jobs`)].length, 0);
+        },
+      );
+
+      await t.step("no secret value in the switchboard's or supervisor's logs", () => {
+        assert(!spine.switchboard.stderr.includes("jit-config-value"), "secret in switchboard log");
+        assert(!supervisor!.stderr.includes("jit-config-value"), "secret in supervisor log");
+      });
+    } finally {
+      await supervisor?.kill();
+      await spine.stop();
+      await Deno.remove(stateDir, { recursive: true }).catch(() => {});
+    }
+  },
+});
