@@ -23,7 +23,8 @@ export async function runCli(program: Command, args: string[]): Promise<never> {
     if (error instanceof TmlError) {
       console.error(`tml: ${error.message}`);
       if (Deno.env.get("TML_DEBUG") && error.cause !== undefined) console.error(error.cause);
-      Deno.exit(error.status >= 400 && error.status < 500 ? EXIT_USAGE : EXIT_FAILURE);
+      // Invalid input is a usage error; refusals (401, 403, 404, 409…) are plain failures.
+      Deno.exit(error.status === 400 || error.status === 413 ? EXIT_USAGE : EXIT_FAILURE);
     }
     console.error(`tml: ${error instanceof Error ? error.message : String(error)}`);
     if (Deno.env.get("TML_DEBUG") && error instanceof Error) console.error(error.stack);
