@@ -1,6 +1,7 @@
 /**
  * The one place that decides how the CLI prints a result: JSON on stdout for machines (with
- * `--json`, or whenever stdout is not a terminal), tables on stdout for people. Messages and
+ * `--json`, or whenever stdout is not a terminal; `TML_OUTPUT=table|json` overrides), tables
+ * on stdout for people. Messages and
  * warnings always go to stderr, so stdout stays parseable.
  */
 import Table from "cli-table3";
@@ -9,8 +10,13 @@ export interface OutputOptions {
   json?: boolean;
 }
 
+/** JSON with --json, or when stdout is not a terminal, unless TML_OUTPUT says otherwise. */
 export function wantsJson(options: OutputOptions): boolean {
-  return options.json === true || !Deno.stdout.isTerminal();
+  if (options.json === true) return true;
+  const forced = Deno.env.get("TML_OUTPUT");
+  if (forced === "table") return false;
+  if (forced === "json") return true;
+  return !Deno.stdout.isTerminal();
 }
 
 /** Prints one JSON document on stdout. */
