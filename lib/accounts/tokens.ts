@@ -75,8 +75,11 @@ export async function authenticateToken(
     name: string;
     email: string;
     permissions: string[] | null;
+    owner_permissions: string[];
   }>(
-    `SELECT t.token_id, t.user_id, u.name, u.email, t.permissions
+    `SELECT t.token_id, t.user_id, u.name, u.email, t.permissions,
+       ARRAY(SELECT p.permission FROM user_privileges p WHERE p.user_id = t.user_id
+             ORDER BY p.permission) AS owner_permissions
      FROM api_tokens t JOIN users u ON u.user_id = t.user_id
      WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.locked`,
     [tokenHash(token)],
@@ -88,7 +91,7 @@ export async function authenticateToken(
     name: row.name,
     email: row.email,
     tokenId: row.token_id,
-    permissions: effectivePermissions(await permissionsOf(db, row.user_id), row.permissions),
+    permissions: effectivePermissions(row.owner_permissions, row.permissions),
   };
 }
 

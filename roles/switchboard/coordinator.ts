@@ -64,7 +64,7 @@ export class Coordinator implements SessionHandlers {
   async start(): Promise<void> {
     await this.#refreshRegistry(true);
     const now = Date.now();
-    for (const job of await this.store.active()) {
+    for (const job of await this.store.load()) {
       if (job.state === "queued") {
         this.#trackQueued(job);
         continue;
@@ -391,7 +391,7 @@ export class Coordinator implements SessionHandlers {
     if (ack === undefined) return; // Disconnected: the next hello resends it.
     if (ack.ok) {
       supervisor.holding.add(job.job_id);
-      await this.store.markStartAcked(job.job_id);
+      this.store.noteStartAcked(job.job_id);
       return;
     }
     await this.#finish(
