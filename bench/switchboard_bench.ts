@@ -34,7 +34,7 @@ const user = await createUser(db, {
   permissions: ["submit_job", "run_job_on_supervisor:*"],
 });
 const { token } = await createToken(db, { userId: user.user_id, expiresInMs: 86_400_000 });
-const registered = [];
+const registered: Array<{ supervisor_id: string; token: string }> = [];
 for (let i = 0; i < THROUGHPUT_SUPERVISORS; i++) {
   registered.push(await registerSupervisor(db, { name: `sim-${i}`, tags: ["board:sim"] }));
 }
