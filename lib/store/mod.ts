@@ -1,0 +1,40 @@
+/**
+ * The image store's public surface: layout, manifests, storage backends, the blob store and
+ * the image fetcher.
+ */
+export { StoreError, type StoreErrorCode } from "./errors.ts";
+export { assertDigest, blobPath, imagePath, parseStorePath, Sha256Digest } from "./layout.ts";
+export {
+  BASE_EXTENSION,
+  BLOB_LABEL,
+  type BlobRef,
+  BLOBS_MAX,
+  DESCRIPTION_MAX_BYTES,
+  imageIdOf,
+  imageKindOf,
+  ImageManifest,
+  KERNEL_BOOT,
+  kernelBootOf,
+  LABEL_MAX_BYTES,
+  MANIFEST_KEYS,
+  MANIFEST_MAX_BYTES,
+  ManifestBlob,
+  manifestTotalSize,
+  NBD_QCOW2_LAYERED,
+  nbdLayers,
+  parseManifest,
+  type QcowLayer,
+  QEMU_LAYERED,
+  qemuLayerChain,
+  writeManifest,
+} from "./manifest.ts";
+export { sha256Bytes, sha256File } from "./sha256.ts";
+export type {
+  ByteRange,
+  ByteSource,
+  ExpectedContent,
+  StoreBackend,
+  StoredEntry,
+} from "./storage.ts";
+export { DirectoryBackend } from "./directory_backend.ts";
+export { BlobStore, openDirectoryStore } from "./blob_store.ts";
