@@ -1,10 +1,12 @@
 /**
- * Authenticates API requests by bearer token and checks permissions. Tokens are looked up on
- * every request (no cache), so a revocation or a locked user takes effect at once.
+ * Authenticates API requests by bearer token and checks permissions. Principals are cached
+ * for a few seconds (see principal_cache.ts): a revocation through the API takes effect at
+ * once, other account changes within the cache's TTL.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { hasPermission, type Principal } from "../../lib/accounts/permissions.ts";
 import { authenticateToken } from "../../lib/accounts/tokens.ts";
+import { tokenHash } from "../../lib/accounts/secrets.ts";
 import type { AppEnv, SwitchboardDeps } from "./context.ts";
 import { forbidden, unauthorized } from "./http_errors.ts";
 
@@ -13,7 +15,12 @@ export function authenticate(deps: SwitchboardDeps): MiddlewareHandler<AppEnv> {
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (match === null) throw unauthorized();
-    const principal = await authenticateToken(deps.db, match[1]);
+    const hash = tokenHash(match[1]);
+    let principal = deps.principals.get(hash);
+    if (principal === undefined) {
+      principal = await authenticateToken(deps.db, match[1]);
+      if (principal !== undefined) deps.principals.set(hash, principal);
+    }
     if (principal === undefined) {
       throw unauthorized("Cannot authenticate: the API token is unknown, expired or revoked");
     }

@@ -10,6 +10,7 @@ import { createLogger } from "../../lib/log.ts";
 import { buildApp } from "./app.ts";
 import { SwitchboardConfig } from "./config.ts";
 import { Coordinator } from "./coordinator.ts";
+import { PrincipalCache } from "./principal_cache.ts";
 
 export interface ServeOptions {
   config?: string;
@@ -28,7 +29,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   });
   const coordinator = new Coordinator(db, config, log);
   await coordinator.start();
-  const app = buildApp({ db, config, log }, coordinator);
+  const app = buildApp({ db, config, log, principals: new PrincipalCache() }, coordinator);
 
   const separator = config.listen.lastIndexOf(":");
   const hostname = config.listen.slice(0, separator) || "0.0.0.0";

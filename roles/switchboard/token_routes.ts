@@ -102,6 +102,7 @@ export function tokenRoutes(deps: SwitchboardDeps, limiter = new LoginLimiter())
       throw notFound(`Cannot find token "${tokenId}"`);
     }
     const revoked = await revokeToken(deps.db, tokenId);
+    deps.principals.forgetToken(tokenId);
     deps.log.info("token revoked", { token_id: tokenId, by: principal.userId });
     return c.json(info(revoked!));
   });
