@@ -38,3 +38,10 @@ export type {
 } from "./storage.ts";
 export { DirectoryBackend } from "./directory_backend.ts";
 export { BlobStore, openDirectoryStore } from "./blob_store.ts";
+export { contentRangeHeader, parseContentRange, parseRangeHeader } from "./http_range.ts";
+export {
+  type FetchProgress,
+  ImageFetcher,
+  type ImageFetcherOptions,
+  type RetryPolicy,
+} from "./fetcher.ts";
