@@ -222,46 +222,47 @@ export class Coordinator implements SessionHandlers {
     await this.#reconcile(supervisor, hello);
   }
 
-  async onJobUpdate(session: SupervisorSession, update: JobUpdate): Promise<UpdateAnswer> {
+  /** Consecutive updates of one job, applied as one write; one answer per update. */
+  async onJobUpdates(session: SupervisorSession, updates: JobUpdate[]): Promise<UpdateAnswer[]> {
     const supervisor = this.#supervisors.get(session.supervisorId)!;
-    if (update.state === "terminated") supervisor.holding.delete(update.job_id);
-    const change: JobChange = {
+    const jobId = updates[0].job_id;
+    const last = updates.at(-1)!;
+    if (updates.some((update) => update.state === "terminated")) supervisor.holding.delete(jobId);
+    const changes: JobChange[] = updates.map((update) => ({
       state: update.state,
       subState: update.sub_state,
       exitStatus: update.exit_status,
       message: update.message,
-    };
-    const result = await this.store.transition(update.job_id, change, {
+    }));
+    const outcome = await this.store.transitionMany(jobId, changes, {
       actor: "supervisor",
       onlyIfSupervisor: supervisor.supervisorId,
     });
-    if (result === undefined) {
-      return {
-        ok: false,
-        code: "unknown_job",
-        message: `Cannot update job "${update.job_id}": no such job`,
-      };
+    if (outcome === undefined) {
+      const message = `Cannot update job "${jobId}": no such job`;
+      return updates.map(() => ({ ok: false, code: "unknown_job", message }));
     }
+    const { result, rejectedPerChange } = outcome;
     if (result.terminatedNow) this.#jobEnded(result);
     if (
-      update.state !== undefined && update.state !== "terminated" &&
-      result.job.state !== "terminated"
+      last.state !== undefined && last.state !== "terminated" && result.job.state !== "terminated"
     ) {
-      supervisor.holding.add(update.job_id);
+      supervisor.holding.add(jobId);
     }
     this.#offerWork(supervisor);
-    const repeatedTermination = update.state === "terminated" &&
-      result.job.state === "terminated" &&
-      result.job.supervisor_id === supervisor.supervisorId;
-    if (result.rejected.length > 0 && !repeatedTermination) {
+    return updates.map((update, index) => {
+      const rejected = rejectedPerChange[index];
+      // A repeated `terminated` from the job's own supervisor is an idempotent retry.
+      const repeatedTermination = update.state === "terminated" &&
+        result.job.state === "terminated" && result.job.supervisor_id === supervisor.supervisorId;
+      if (rejected.length === 0 || repeatedTermination) return { ok: true };
       this.log.warn("ignored an illegal job update", {
         supervisor_id: supervisor.supervisorId,
-        job_id: update.job_id,
-        reason: result.rejected.join("; "),
+        job_id: jobId,
+        reason: rejected.join("; "),
       });
-      return { ok: false, code: "illegal_transition", message: result.rejected.join("; ") };
-    }
-    return { ok: true };
+      return { ok: false, code: "illegal_transition", message: rejected.join("; ") };
+    });
   }
 
   onClose(session: SupervisorSession): void {

@@ -18,6 +18,7 @@ import {
   type PendingEvent,
   planQueuedCancel,
   planTransition,
+  planTransitions,
   type TransitionOptions,
   type TransitionPlan,
 } from "./job_transition.ts";
@@ -171,6 +172,24 @@ export class JobStore {
       if (current === undefined) return undefined;
       const now = new Date();
       return await this.#apply(planTransition(current, change, options, now), now);
+    });
+  }
+
+  /**
+   * Applies several changes to one job in order as one write (a supervisor's back-to-back
+   * reports); says, per change, why it was rejected.
+   */
+  transitionMany(
+    jobId: string,
+    changes: readonly JobChange[],
+    options: TransitionOptions,
+  ): Promise<{ result: TransitionResult; rejectedPerChange: string[][] } | undefined> {
+    return this.#serialised(jobId, async () => {
+      const current = this.#active.get(jobId) ?? await this.get(jobId);
+      if (current === undefined) return undefined;
+      const now = new Date();
+      const { plan, rejectedPerChange } = planTransitions(current, changes, options, now);
+      return { result: await this.#apply(plan, now), rejectedPerChange };
     });
   }
 

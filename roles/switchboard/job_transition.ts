@@ -162,6 +162,36 @@ export function planTransition(
 }
 
 /**
+ * Plans several changes to one job, in order, as one write: each change sees the job as the
+ * previous one left it. Returns the combined plan and, per change, why it was rejected.
+ */
+export function planTransitions(
+  current: JobRow,
+  changes: readonly JobChange[],
+  options: TransitionOptions,
+  now: Date,
+): { plan: TransitionPlan; rejectedPerChange: string[][] } {
+  let next = current;
+  const events: PendingEvent[] = [];
+  const rejectedPerChange: string[][] = [];
+  let changed = false;
+  for (const change of changes) {
+    const step = planTransition(next, change, options, now);
+    rejectedPerChange.push(step.rejected);
+    events.push(...step.events);
+    changed ||= step.changed;
+    next = step.next;
+  }
+  const terminatedNow = current.state !== "terminated" && next.state === "terminated";
+  const restart = terminatedNow && next.exit_status !== null &&
+    isInfrastructureFailure(next.exit_status) && next.restart_count > 0;
+  return {
+    plan: { next, events, rejected: rejectedPerChange.flat(), changed, terminatedNow, restart },
+    rejectedPerChange,
+  };
+}
+
+/**
  * The documented exception of the lifecycle spec: canceling a job that is still queued
  * terminates it at once with `job_canceled`, outside the status-in-state table (the job never
  * reached a supervisor).

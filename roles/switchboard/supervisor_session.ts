@@ -21,11 +21,11 @@ import {
 export interface SessionHandlers {
   /** First message of the connection; the session is ready for commands once it resolves. */
   onHello(session: SupervisorSession, hello: SupervisorHello): Promise<void>;
-  /** A job update; the answer becomes the acknowledgement. */
-  onJobUpdate(
+  /** Consecutive updates of one job; each answer becomes that update's acknowledgement. */
+  onJobUpdates(
     session: SupervisorSession,
-    update: JobUpdate,
-  ): Promise<{ ok: true } | { ok: false; code: string; message: string }>;
+    updates: JobUpdate[],
+  ): Promise<Array<{ ok: true } | { ok: false; code: string; message: string }>>;
   onClose(session: SupervisorSession): void;
 }
 
@@ -36,7 +36,9 @@ const HELLO_DEADLINE_MS = 10_000;
 export class SupervisorSession {
   #nextMsgId = 1;
   #pendingAcks = new Map<number, (ack: AckMessage) => void>();
-  #inbox: Promise<void> = Promise.resolve();
+  /** Parsed messages waiting to be handled, in arrival order. */
+  #pending: SupervisorMessage[] = [];
+  #draining = false;
   #helloSeen = false;
   #closed = false;
   #lastHeard = Date.now();
@@ -119,16 +121,6 @@ export class SupervisorSession {
       });
       return;
     }
-    // Messages are handled strictly in order: job updates must apply in the order sent.
-    this.#inbox = this.#inbox.then(() => this.#handle(data)).catch((error) => {
-      this.log.error("failed to handle a supervisor message", {
-        supervisor_id: this.supervisorId,
-        error: error instanceof Error ? error.message : String(error),
-      });
-    });
-  }
-
-  async #handle(data: string): Promise<void> {
     let raw: unknown;
     try {
       raw = JSON.parse(data);
@@ -142,29 +134,8 @@ export class SupervisorSession {
       return;
     }
     const message = parsed.data;
-    if (!this.#helloSeen && message.type !== "hello") {
-      this.log.warn("ignoring a message before hello", { supervisor_id: this.supervisorId });
-      return;
-    }
     switch (message.type) {
-      case "hello":
-        if (this.#helloSeen) return;
-        this.#helloSeen = true;
-        clearTimeout(this.#helloTimer);
-        await this.handlers.onHello(this, message);
-        return;
-      case "job_update": {
-        const answer = await this.handlers.onJobUpdate(this, message);
-        this.send(
-          answer.ok ? { type: "ack", msg_id: message.msg_id, ok: true } : {
-            type: "ack",
-            msg_id: message.msg_id,
-            ok: false,
-            error: { code: answer.code, message: answer.message },
-          },
-        );
-        return;
-      }
+      // Acknowledgements and keepalives are answered at once; they change no job.
       case "ack": {
         const resolve = this.#pendingAcks.get(message.msg_id);
         this.#pendingAcks.delete(message.msg_id);
@@ -176,6 +147,60 @@ export class SupervisorSession {
         return;
       case "pong":
         return;
+    }
+    this.#pending.push(message);
+    if (!this.#draining) void this.#drain();
+  }
+
+  /**
+   * Handles hello and job updates strictly in arrival order. Consecutive updates of the same
+   * job (a supervisor reporting initializing, ready and terminated back to back) are applied
+   * as one write; each still gets its own acknowledgement.
+   */
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#pending.length > 0) {
+        const message = this.#pending.shift()!;
+        if (message.type === "hello") {
+          if (this.#helloSeen) continue;
+          this.#helloSeen = true;
+          clearTimeout(this.#helloTimer);
+          await this.handlers.onHello(this, message);
+          continue;
+        }
+        if (message.type !== "job_update") continue;
+        if (!this.#helloSeen) {
+          this.log.warn("ignoring a message before hello", { supervisor_id: this.supervisorId });
+          continue;
+        }
+        const batch = [message];
+        while (true) {
+          const next = this.#pending[0];
+          if (next?.type !== "job_update" || next.job_id !== message.job_id) break;
+          batch.push(this.#pending.shift() as JobUpdate);
+        }
+        const answers = await this.handlers.onJobUpdates(this, batch);
+        batch.forEach((update, index) => {
+          const answer = answers[index];
+          this.send(
+            answer.ok ? { type: "ack", msg_id: update.msg_id, ok: true } : {
+              type: "ack",
+              msg_id: update.msg_id,
+              ok: false,
+              error: { code: answer.code, message: answer.message },
+            },
+          );
+        });
+      }
+    } catch (error) {
+      this.log.error("failed to handle a supervisor message", {
+        supervisor_id: this.supervisorId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      if (this.#pending.length > 0) void this.#drain();
+    } finally {
+      this.#draining = false;
     }
   }
 
