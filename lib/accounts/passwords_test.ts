@@ -1,0 +1,41 @@
+import { argon2id } from "hash-wasm";
+import { assertEquals } from "../testing/asserts.ts";
+import { hashPassword, verifyPassword } from "./passwords.ts";
+
+Deno.test("verifyPassword() accepts PHC strings written with any Argon2id parameters", async () => {
+  for (
+    const params of [
+      { memorySize: 65_536, iterations: 3, parallelism: 4 },
+      { memorySize: 8_192, iterations: 1, parallelism: 2 },
+    ]
+  ) {
+    const phc = await argon2id({
+      password: "correct horse",
+      salt: crypto.getRandomValues(new Uint8Array(16)),
+      hashLength: 32,
+      outputType: "encoded",
+      ...params,
+    });
+    assertEquals(
+      phc.startsWith(
+        `$argon2id$v=19$m=${params.memorySize},t=${params.iterations},p=${params.parallelism}$`,
+      ),
+      true,
+    );
+    assertEquals(await verifyPassword(phc, "correct horse"), true);
+    assertEquals(await verifyPassword(phc, "battery staple"), false);
+  }
+});
+
+Deno.test("hashPassword() writes Argon2id PHC strings that verify, with a fresh salt each time", async () => {
+  const a = await hashPassword("pw");
+  const b = await hashPassword("pw");
+  assertEquals(a.startsWith("$argon2id$"), true);
+  assertEquals(a === b, false);
+  assertEquals(await verifyPassword(a, "pw"), true);
+});
+
+Deno.test("verifyPassword() rejects malformed hashes instead of throwing", async () => {
+  assertEquals(await verifyPassword("not-a-hash", "pw"), false);
+  assertEquals(await verifyPassword("$argon2id$garbage", "pw"), false);
+});
