@@ -92,6 +92,32 @@ export class SwitchboardClient {
     );
   }
 
+  /**
+   * Opens a job's console from byte `offset`; with `follow` the body streams until the job has
+   * terminated. The caller reads the body and counts bytes to resume after a dropped connection.
+   */
+  async openJobLogs(jobId: string, offset: number, follow: boolean): Promise<Response> {
+    const url = `${this.baseUrl}/api/v1/jobs/${
+      encodeURIComponent(jobId)
+    }/logs?offset=${offset}&follow=${follow}`;
+    let response: Response;
+    try {
+      response = await (this.options.fetch ?? fetch)(url, {
+        headers: this.token === undefined ? {} : { authorization: `Bearer ${this.token}` },
+      });
+    } catch (error) {
+      throw new ClientError(
+        "network_error",
+        `Cannot reach the switchboard at "${this.baseUrl}": ${(error as Error).message}`,
+        0,
+        undefined,
+        error,
+      );
+    }
+    if (!response.ok) await this.#throwError("GET", url, response);
+    return response;
+  }
+
   cancelJob(jobId: string): Promise<JobView> {
     return this.#call("POST", `/jobs/${encodeURIComponent(jobId)}/cancel`, JobView);
   }
@@ -102,6 +128,30 @@ export class SwitchboardClient {
 
   getSupervisor(supervisorId: string): Promise<SupervisorView> {
     return this.#call("GET", `/supervisors/${encodeURIComponent(supervisorId)}`, SupervisorView);
+  }
+
+  async #throwError(method: string, url: string, response: Response): Promise<never> {
+    let json: unknown;
+    try {
+      json = await response.json();
+    } catch {
+      json = undefined;
+    }
+    this.#raise(method, url, response.status, json);
+  }
+
+  /** Turns an error answer into a ClientError with the server's code and message. */
+  #raise(method: string, url: string, status: number, json: unknown): never {
+    const error = ApiErrorBody.safeParse(json);
+    if (error.success) {
+      throw new ClientError(
+        error.data.error.code,
+        error.data.error.message,
+        status,
+        error.data.error.field,
+      );
+    }
+    throw new ClientError("http_error", `${method} ${url} failed: HTTP ${status}`, status);
   }
 
   async #call<T extends z.ZodType>(
@@ -143,22 +193,7 @@ export class SwitchboardClient {
         response.status,
       );
     }
-    if (!response.ok) {
-      const error = ApiErrorBody.safeParse(json);
-      if (error.success) {
-        throw new ClientError(
-          error.data.error.code,
-          error.data.error.message,
-          response.status,
-          error.data.error.field,
-        );
-      }
-      throw new ClientError(
-        "http_error",
-        `${method} ${url} failed: HTTP ${response.status}`,
-        response.status,
-      );
-    }
+    if (!response.ok) this.#raise(method, url, response.status, json);
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
       throw new ClientError(

@@ -89,9 +89,24 @@ export const JobUpdate = z.strictObject({
 });
 export type JobUpdate = z.infer<typeof JobUpdate>;
 
+/** Largest console chunk, in bytes before base64. */
+export const MAX_CONSOLE_CHUNK_BYTES = 256 * 1024;
+
+export const ConsoleOutput = z.strictObject({
+  type: z.literal("console_output"),
+  msg_id: MsgId,
+  job_id: Uuid,
+  /** Byte offset of `data` in the job's console stream, so a resent chunk is harmless. */
+  offset: z.number().int().nonnegative(),
+  /** The bytes, base64. */
+  data: z.base64().max(Math.ceil(MAX_CONSOLE_CHUNK_BYTES / 3) * 4),
+});
+export type ConsoleOutput = z.infer<typeof ConsoleOutput>;
+
 export const SupervisorMessage = z.discriminatedUnion("type", [
   SupervisorHello,
   JobUpdate,
+  ConsoleOutput,
   Ack,
   Ping,
   Pong,

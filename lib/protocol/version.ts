@@ -6,8 +6,10 @@
  * History:
  * - 1 (2026-11-23): first version: REST v1, supervisor websocket with hello/ack/keepalive and
  *   job start/stop/update, framed JSON puppet channel.
+ * - 2 (2026-11-23): supervisors stream a job's console with `console_output`; version 1
+ *   supervisors (no console) are still accepted.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** The oldest peer protocol version this build still speaks. */
 export const MIN_PEER_PROTOCOL_VERSION = 1;

@@ -80,6 +80,12 @@ Examples:
     .option("--json", "print JSON")
     .addHelpText("after", "\nExample:\n  tml job history 3f0c2d1e-...")
     .action(async (jobId, options, command) => (await lazyJob()).history(jobId, options, command));
+  job.command("logs <job-id>")
+    .description("print a job's console output (secret values redacted)")
+    .option("-f, --follow", "keep streaming until the job has terminated; resumes after drops")
+    .option("--offset <bytes>", "start at this byte offset")
+    .addHelpText("after", '\nExamples:\n  tml job logs 3f0c2d1e-...\n  tml job logs -f "$JOB"')
+    .action(async (jobId, options, command) => (await lazyJob()).logs(jobId, options, command));
   job.command("cancel <job-id>")
     .description("cancel a job")
     .addHelpText("after", "\nExample:\n  tml job cancel 3f0c2d1e-...")

@@ -109,3 +109,41 @@ export async function wait(
     }
   }
 }
+
+/**
+ * Prints a job's console. With `--follow` it streams until the job has terminated, and after a
+ * dropped connection resumes from the bytes already printed.
+ */
+export async function logs(
+  jobId: string,
+  options: { follow?: boolean; offset?: string },
+  command: Command,
+): Promise<void> {
+  const client = await authenticatedClient(command);
+  let offset = options.offset === undefined ? 0 : Number(options.offset);
+  let backoff = 500;
+  while (true) {
+    try {
+      const response = await client.openJobLogs(jobId, offset, options.follow === true);
+      for await (const chunk of response.body ?? []) {
+        await Deno.stdout.write(chunk);
+        offset += chunk.length;
+        backoff = 500;
+      }
+      if (options.follow !== true) return;
+      const job = await client.getJob(jobId);
+      if (job.state === "terminated") return;
+    } catch (error) {
+      const transient = !(error instanceof ClientError) || error.status === 0 ||
+        error.status >= 500;
+      if (!transient || options.follow !== true) throw error;
+      note(
+        `tml: ${(error as Error).message}; resuming at byte ${offset} in ${
+          formatDuration(backoff)
+        }`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, backoff));
+      backoff = Math.min(backoff * 2, 10_000);
+    }
+  }
+}

@@ -7,10 +7,13 @@
  */
 import type { Logger } from "../../lib/log.ts";
 import { formatZodError } from "../../lib/zod_issues.ts";
+import { Buffer } from "node:buffer";
 import {
+  type ConsoleOutput,
   type HeldJob,
   type JobSpec,
   type JobUpdate,
+  MAX_CONSOLE_CHUNK_BYTES,
   type StopReason,
   type SupervisorMessage,
   SwitchboardMessage,
@@ -38,9 +41,14 @@ export interface ConnectionOptions {
 }
 
 type Report = Omit<JobUpdate, "type" | "msg_id">;
+/** A message waiting for its acknowledgement; it gets a fresh msg_id each time it is sent. */
+type OutboxEntry = {
+  message: Omit<JobUpdate, "msg_id"> | Omit<ConsoleOutput, "msg_id">;
+  msgId?: number;
+};
 
 export class SwitchboardConnection {
-  #outbox: Array<{ report: Report; msgId?: number }> = [];
+  #outbox: OutboxEntry[] = [];
   #nextMsgId = 1;
   #socket?: WebSocket;
   #welcomed = false;
@@ -54,7 +62,25 @@ export class SwitchboardConnection {
 
   /** Queues a job update; it is sent now if connected, else after the next hello. */
   report(report: Report): void {
-    const entry: { report: Report; msgId?: number } = { report };
+    this.#enqueue({ message: { type: "job_update", ...report } });
+  }
+
+  /** Queues a chunk of a job's console, at its byte offset in the job's console stream. */
+  console(jobId: string, offset: number, bytes: Uint8Array): void {
+    for (let at = 0; at < bytes.length; at += MAX_CONSOLE_CHUNK_BYTES) {
+      const chunk = bytes.subarray(at, at + MAX_CONSOLE_CHUNK_BYTES);
+      this.#enqueue({
+        message: {
+          type: "console_output",
+          job_id: jobId,
+          offset: offset + at,
+          data: Buffer.from(chunk).toString("base64"),
+        },
+      });
+    }
+  }
+
+  #enqueue(entry: OutboxEntry): void {
     this.#outbox.push(entry);
     if (this.#welcomed) this.#sendReport(entry);
   }
@@ -162,8 +188,8 @@ export class SwitchboardConnection {
             const index = this.#outbox.findIndex((entry) => entry.msgId === message.msg_id);
             if (index >= 0) {
               if (!message.ok) {
-                this.options.log.warn("the switchboard rejected a job update", {
-                  job_id: this.#outbox[index].report.job_id,
+                this.options.log.warn("the switchboard rejected a message", {
+                  job_id: this.#outbox[index].message.job_id,
                   error: message.error?.message,
                 });
               }
@@ -193,12 +219,10 @@ export class SwitchboardConnection {
     });
   }
 
-  #sendReport(entry: { report: Report; msgId?: number }): void {
+  #sendReport(entry: OutboxEntry): void {
     entry.msgId = this.#nextMsgId++;
     if (this.#socket?.readyState === WebSocket.OPEN) {
-      this.#socket.send(
-        JSON.stringify({ type: "job_update", msg_id: entry.msgId, ...entry.report }),
-      );
+      this.#socket.send(JSON.stringify({ ...entry.message, msg_id: entry.msgId }));
     }
   }
 }

@@ -32,6 +32,8 @@ export interface JobReporter {
     exit_status?: ExitStatus;
     message?: string;
   }): void;
+  /** A chunk of the job's console at its byte offset. */
+  console(jobId: string, offset: number, bytes: Uint8Array): void;
 }
 
 interface CurrentJob {
@@ -41,6 +43,7 @@ interface CurrentJob {
   host?: RunningHost;
   abort: AbortController;
   ending?: Promise<void>;
+  consoleBytes: number;
 }
 
 const OUTCOME_STATUS: Record<WorkloadOutcome, ExitStatus> = {
@@ -76,6 +79,7 @@ export class JobRunner {
       state: "initializing",
       subState: null,
       abort: new AbortController(),
+      consoleBytes: 0,
     };
     this.#current = current;
     this.log.info("starting job", { job_id: spec.job_id });
@@ -115,7 +119,11 @@ export class JobRunner {
           : "supervisor_host_start_error";
         void this.#end(current, status, message);
       },
-      output: () => {},
+      output: (_stream, data) => {
+        const bytes = new TextEncoder().encode(data);
+        this.reporter.console(current.spec.job_id, current.consoleBytes, bytes);
+        current.consoleBytes += bytes.length;
+      },
     };
     try {
       current.host = await this.driver.start(current.spec, events, current.abort.signal);

@@ -36,7 +36,10 @@ export async function runSupervisor(
   await driver.cleanupLeftovers();
 
   // The runner reports through the connection, which is created next (closures only).
-  const runner = new JobRunner(driver, { report: (update) => connection.report(update) }, log);
+  const runner = new JobRunner(driver, {
+    report: (update) => connection.report(update),
+    console: (jobId, offset, bytes) => connection.console(jobId, offset, bytes),
+  }, log);
   const connection: SwitchboardConnection = new SwitchboardConnection({
     switchboardUrl: config.switchboard,
     supervisorId: config.id,

@@ -22,6 +22,8 @@ export const SwitchboardConfig = z.object({
   default_queue_timeout: Duration.default(86_400_000),
   /** Image store whose images jobs may use; enqueue checks the image exists there. */
   image_store_url: z.url().optional(),
+  /** Most console bytes stored per job; the rest is dropped with a note. */
+  console_max_bytes: configNumber().default(4 * 1024 * 1024),
   /** Largest accepted request body, in bytes. */
   max_body_bytes: configNumber().default(1024 * 1024),
 });

@@ -20,13 +20,20 @@ import type { ExitStatus } from "../../lib/lifecycle.ts";
 import { parseTagFilter, type TagFilter } from "../../lib/tags/mod.ts";
 import { authenticateSupervisor, listSupervisorRecords } from "../../lib/accounts/supervisors.ts";
 import { PROTOCOL_VERSION, protocolMismatch } from "../../lib/protocol/version.ts";
-import type { JobUpdate, StopReason, SupervisorHello } from "../../lib/protocol/supervisor.ts";
+import type {
+  ConsoleOutput,
+  JobUpdate,
+  StopReason,
+  SupervisorHello,
+} from "../../lib/protocol/supervisor.ts";
 import type { SwitchboardConfig } from "./config.ts";
 import { Deadlines } from "./deadlines.ts";
 import { type JobRow, toJobSpec } from "./job_row.ts";
 import { type JobChange, JobStore, type NewJob, type TransitionResult } from "./job_store.ts";
 import { canRunOn, type SchedulableJob, Scheduler } from "./scheduler.ts";
 import { type SessionHandlers, SupervisorSession } from "./supervisor_session.ts";
+import { ConsoleStore } from "./console_store.ts";
+import { KeyedWaiters } from "./keyed.ts";
 
 interface SupervisorState {
   supervisorId: string;
@@ -46,10 +53,11 @@ const REGISTRY_TTL_MS = 1_000;
 
 export class Coordinator implements SessionHandlers {
   readonly store: JobStore;
+  readonly console: ConsoleStore;
   readonly #scheduler = new Scheduler();
   readonly #deadlines = new Deadlines();
   readonly #supervisors = new Map<string, SupervisorState>();
-  readonly #terminationWaiters = new Map<string, Set<(job: JobRow) => void>>();
+  readonly #terminationWaiters = new KeyedWaiters<JobRow>();
   #registryReadAt = 0;
 
   constructor(
@@ -58,6 +66,7 @@ export class Coordinator implements SessionHandlers {
     private readonly log: Logger,
   ) {
     this.store = new JobStore(db);
+    this.console = new ConsoleStore(db, config.console_max_bytes);
   }
 
   /** Rebuilds the in-memory view from the database and arms every deadline. */
@@ -133,18 +142,7 @@ export class Coordinator implements SessionHandlers {
 
   /** Resolves with the job once it terminates, or undefined after `timeoutMs`. */
   waitForTermination(jobId: string, timeoutMs: number): Promise<JobRow | undefined> {
-    return new Promise((resolve) => {
-      const waiters = this.#terminationWaiters.get(jobId) ?? new Set();
-      this.#terminationWaiters.set(jobId, waiters);
-      const done = (job: JobRow | undefined) => {
-        clearTimeout(timer);
-        waiters.delete(done);
-        if (waiters.size === 0) this.#terminationWaiters.delete(jobId);
-        resolve(job);
-      };
-      const timer = setTimeout(() => done(undefined), timeoutMs);
-      waiters.add(done);
-    });
+    return this.#terminationWaiters.wait(jobId, timeoutMs);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -263,6 +261,25 @@ export class Coordinator implements SessionHandlers {
       });
       return { ok: false, code: "illegal_transition", message: rejected.join("; ") };
     });
+  }
+
+  /** A chunk of a job's console; only the job's own supervisor may send it. */
+  async onConsoleOutput(session: SupervisorSession, output: ConsoleOutput): Promise<UpdateAnswer> {
+    const job = this.store.activeJob(output.job_id);
+    if (job === undefined || job.supervisor_id !== session.supervisorId) {
+      return {
+        ok: false,
+        code: "not_running",
+        message:
+          `Cannot store console of job "${output.job_id}": it is not running on this supervisor`,
+      };
+    }
+    await this.console.ingest(
+      job,
+      output.offset,
+      Uint8Array.from(atob(output.data), (c) => c.charCodeAt(0)),
+    );
+    return { ok: true };
   }
 
   onClose(session: SupervisorSession): void {
@@ -439,7 +456,7 @@ export class Coordinator implements SessionHandlers {
   /** Bookkeeping after any job reaches `terminated`. */
   #jobEnded(result: TransitionResult): void {
     const job = result.job;
-    for (const resolve of this.#terminationWaiters.get(job.job_id) ?? []) resolve(job);
+    void this.console.finish(job).finally(() => this.#terminationWaiters.wake(job.job_id, job));
     this.#scheduler.dequeue(job.job_id);
     for (const kind of ["queue", "run", "stop"]) this.#deadlines.clear(`${kind}:${job.job_id}`);
     this.log.info("job terminated", {

@@ -18,6 +18,16 @@ import { type JobRow, toJobView } from "./job_row.ts";
 import { readJsonBody, readPathUuid, readQuery } from "./request_input.ts";
 
 const WaitQuery = z.strictObject({ timeout: Duration.default(30_000) });
+const LogsQuery = z.strictObject({
+  /** Byte offset to start from: the `X-Tml-Log-Next-Offset` of an earlier answer. */
+  offset: z.coerce.number().int().nonnegative().default(0),
+  /** Keep the answer open and stream new output until the job has terminated. */
+  follow: z.enum(["true", "false", "1", "0"]).default("false").transform((v) =>
+    v === "true" || v === "1"
+  ),
+});
+/** How long a follower waits for output before checking whether the job has ended. */
+const FOLLOW_POLL_MS = 15_000;
 const MAX_WAIT_MS = 120_000;
 
 export function jobRoutes(
@@ -92,6 +102,51 @@ export function jobRoutes(
     if (job.state === "terminated") return c.json(toJobView(job));
     const ended = await coordinator.waitForTermination(job.job_id, Math.min(timeout, MAX_WAIT_MS));
     return c.json(toJobView(ended ?? (await coordinator.store.get(job.job_id))!));
+  });
+
+  app.get("/:id/logs", async (c) => {
+    const job = await readableJob(c.get("principal"), readPathUuid(c, "id"), coordinator);
+    const { offset, follow } = readQuery(c, LogsQuery);
+    const headers = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
+    if (!follow) {
+      const { data, next } = await coordinator.console.read(job.job_id, offset);
+      return new Response(data, {
+        headers: {
+          ...headers,
+          "x-tml-log-next-offset": String(next),
+          "x-tml-job-state": job.state,
+        },
+      });
+    }
+    // Follow: stream what is stored, then each new chunk, until the job has terminated and its
+    // console is complete. A client that loses the connection resumes with the bytes it counted.
+    let position = offset;
+    let closed = false;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        while (!closed) {
+          const { data, next } = await coordinator.console.read(job.job_id, position);
+          if (data.length > 0) {
+            position = next;
+            controller.enqueue(data);
+            return;
+          }
+          const current = await coordinator.store.get(job.job_id);
+          if (current === undefined || current.state === "terminated") {
+            // finish() flushes before waking us; one more read catches its last bytes.
+            const rest = await coordinator.console.read(job.job_id, position);
+            if (rest.data.length > 0) controller.enqueue(rest.data);
+            controller.close();
+            return;
+          }
+          await coordinator.console.waitForMore(job.job_id, FOLLOW_POLL_MS);
+        }
+      },
+      cancel() {
+        closed = true;
+      },
+    });
+    return new Response(body, { headers: { ...headers, "x-tml-log-offset": String(offset) } });
   });
 
   app.post("/:id/cancel", async (c) => {

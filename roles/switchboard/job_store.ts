@@ -12,6 +12,7 @@ import type { ExecutionState, ExitStatus } from "../../lib/lifecycle.ts";
 import type { JobEvent } from "../../lib/protocol/api.ts";
 import type { JobParameters } from "../../lib/protocol/common.ts";
 import type { JobRow } from "./job_row.ts";
+import { KeyedChain } from "./keyed.ts";
 import {
   type EventActor,
   type JobChange,
@@ -58,8 +59,8 @@ const JOB_COLUMNS = `job_id, seq, owner_id, image_id, tag_config, parameters, ss
 export class JobStore {
   /** Every job that has not terminated, as last written. */
   readonly #active = new Map<string, JobRow>();
-  /** Per job, the tail of its chain of changes: changes to one job never interleave. */
-  readonly #chains = new Map<string, Promise<unknown>>();
+  /** Changes to one job run one after another, never interleaved. */
+  readonly #chain = new KeyedChain();
 
   constructor(private readonly db: Database) {}
 
@@ -155,6 +156,11 @@ export class JobStore {
     return rows.map((row) => ({ ...row, at: row.at.toISOString() }));
   }
 
+  /** The in-memory row of an active job (undefined once it terminated). */
+  activeJob(jobId: string): JobRow | undefined {
+    return this.#active.get(jobId);
+  }
+
   /** Notes in memory that the supervisor acknowledged start_job; written with the next change. */
   noteStartAcked(jobId: string): void {
     const job = this.#active.get(jobId);
@@ -167,7 +173,7 @@ export class JobStore {
     change: JobChange,
     options: TransitionOptions,
   ): Promise<TransitionResult | undefined> {
-    return this.#serialised(jobId, async () => {
+    return this.#chain.run(jobId, async () => {
       const current = this.#active.get(jobId) ?? await this.get(jobId);
       if (current === undefined) return undefined;
       const now = new Date();
@@ -184,7 +190,7 @@ export class JobStore {
     changes: readonly JobChange[],
     options: TransitionOptions,
   ): Promise<{ result: TransitionResult; rejectedPerChange: string[][] } | undefined> {
-    return this.#serialised(jobId, async () => {
+    return this.#chain.run(jobId, async () => {
       const current = this.#active.get(jobId) ?? await this.get(jobId);
       if (current === undefined) return undefined;
       const now = new Date();
@@ -199,7 +205,7 @@ export class JobStore {
    * job).
    */
   cancelQueued(jobId: string): Promise<TransitionResult | undefined> {
-    return this.#serialised(jobId, async () => {
+    return this.#chain.run(jobId, async () => {
       const current = this.#active.get(jobId) ?? await this.get(jobId);
       const now = new Date();
       const plan = current === undefined ? undefined : planQueuedCancel(current, now);
@@ -232,17 +238,6 @@ export class JobStore {
       terminatedNow: plan.terminatedNow,
       restart,
     };
-  }
-
-  #serialised<T>(jobId: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.#chains.get(jobId) ?? Promise.resolve();
-    const run = previous.then(work, work);
-    const tail = run.catch(() => {});
-    this.#chains.set(jobId, tail);
-    tail.then(() => {
-      if (this.#chains.get(jobId) === tail) this.#chains.delete(jobId);
-    });
-    return run;
   }
 }
 

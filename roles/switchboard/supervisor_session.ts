@@ -9,6 +9,7 @@ import type { Logger } from "../../lib/log.ts";
 import { formatZodError } from "../../lib/zod_issues.ts";
 import {
   type AckMessage,
+  type ConsoleOutput,
   type JobUpdate,
   MAX_SUPERVISOR_MESSAGE_BYTES,
   type StartJob,
@@ -26,6 +27,11 @@ export interface SessionHandlers {
     session: SupervisorSession,
     updates: JobUpdate[],
   ): Promise<Array<{ ok: true } | { ok: false; code: string; message: string }>>;
+  /** A chunk of a job's console; the answer becomes the acknowledgement. */
+  onConsoleOutput(
+    session: SupervisorSession,
+    output: ConsoleOutput,
+  ): Promise<{ ok: true } | { ok: false; code: string; message: string }>;
   onClose(session: SupervisorSession): void;
 }
 
@@ -169,29 +175,23 @@ export class SupervisorSession {
           await this.handlers.onHello(this, message);
           continue;
         }
-        if (message.type !== "job_update") continue;
         if (!this.#helloSeen) {
           this.log.warn("ignoring a message before hello", { supervisor_id: this.supervisorId });
           continue;
         }
-        const batch = [message];
+        if (message.type === "console_output") {
+          this.#acknowledge(message.msg_id, await this.handlers.onConsoleOutput(this, message));
+          continue;
+        }
+        if (message.type !== "job_update") continue;
+        const batch: JobUpdate[] = [message];
         while (true) {
           const next = this.#pending[0];
           if (next?.type !== "job_update" || next.job_id !== message.job_id) break;
           batch.push(this.#pending.shift() as JobUpdate);
         }
         const answers = await this.handlers.onJobUpdates(this, batch);
-        batch.forEach((update, index) => {
-          const answer = answers[index];
-          this.send(
-            answer.ok ? { type: "ack", msg_id: update.msg_id, ok: true } : {
-              type: "ack",
-              msg_id: update.msg_id,
-              ok: false,
-              error: { code: answer.code, message: answer.message },
-            },
-          );
-        });
+        batch.forEach((update, index) => this.#acknowledge(update.msg_id, answers[index]));
       }
     } catch (error) {
       this.log.error("failed to handle a supervisor message", {
@@ -202,6 +202,20 @@ export class SupervisorSession {
     } finally {
       this.#draining = false;
     }
+  }
+
+  #acknowledge(
+    msgId: number,
+    answer: { ok: true } | { ok: false; code: string; message: string },
+  ): void {
+    this.send(
+      answer.ok ? { type: "ack", msg_id: msgId, ok: true } : {
+        type: "ack",
+        msg_id: msgId,
+        ok: false,
+        error: { code: answer.code, message: answer.message },
+      },
+    );
   }
 
   /** A malformed command still gets an answer when it carries a msg_id, naming the field. */

@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../../lib/testing/asserts.ts";
 import { createHash } from "node:crypto";
-import { TmlProcess } from "../support/tml_process.ts";
+import { runTml, TmlProcess } from "../support/tml_process.ts";
 import {
   api,
   createUser,
@@ -170,6 +170,39 @@ Deno.test({
           supervisor = startSupervisor();
           await supervisor.waitFor(/connected to the switchboard/);
           assertEquals([...Deno.readDirSync(`${stateDir}/jobs`)].length, 0);
+        },
+      );
+
+      await t.step(
+        "the workload's console reaches the API with secret values redacted",
+        async () => {
+          const jobId = await enqueue(
+            'echo "start"; cat "$TML_PARAMETERS_DIR/gh-actions-runner-encoded-jit-config"; echo; for i in 1 2 3; do echo "line $i"; sleep 0.3; done',
+          );
+          const follow = runTml(["job", "logs", "-f", jobId], {
+            env: { TML_API_URL: spine.url, TML_API_TOKEN: token, HOME: stateDir },
+          });
+          const final = await waitForJob(
+            spine,
+            token,
+            jobId,
+            (job) => job.state === "terminated",
+            60_000,
+          );
+          assertEquals(final.exit_status, "workload_finished_success");
+          const followed = await follow;
+          assertEquals(followed.code, 0, followed.stderr);
+          assertStringIncludes(followed.stdout, "start\n[redacted]\nline 1\nline 2\nline 3\n");
+          assert(!followed.stdout.includes("jit-config-value"), "secret value in the job log");
+          const response = await fetch(`${spine.url}/api/v1/jobs/${jobId}/logs?offset=6`, {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          const text = await response.text();
+          assertEquals(text.startsWith("[redacted]\nline 1"), true, text);
+          assertEquals(
+            Number(response.headers.get("x-tml-log-next-offset")),
+            6 + new TextEncoder().encode(text).length,
+          );
         },
       );
 
