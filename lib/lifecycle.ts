@@ -71,6 +71,16 @@ const WORKLOAD_FINISHED: readonly ExitStatus[] = [
   "workload_finished_unknown",
 ];
 
+/** What may replace a workload result: the row `workload_finished_*` of spec table 2. */
+const AFTER_WORKLOAD_RESULT: readonly ExitStatus[] = [
+  "internal_supervisor_error",
+  "supervisor_host_start_error",
+  "job_canceled",
+  ...WORKLOAD_FINISHED,
+  "supervisor_dropped_job",
+  "job_timeout",
+];
+
 /**
  * Legal exit-status transitions: current status -> statuses that may replace it (spec
  * table 2). A workload result may be replaced by a later workload result or by any final
@@ -82,30 +92,9 @@ export const EXIT_STATUS_TRANSITIONS: Readonly<Record<ExitStatus, readonly ExitS
   internal_supervisor_error: [],
   supervisor_host_start_error: [],
   job_canceled: [],
-  workload_finished_success: [
-    "internal_supervisor_error",
-    "supervisor_host_start_error",
-    "job_canceled",
-    ...WORKLOAD_FINISHED,
-    "supervisor_dropped_job",
-    "job_timeout",
-  ],
-  workload_finished_error: [
-    "internal_supervisor_error",
-    "supervisor_host_start_error",
-    "job_canceled",
-    ...WORKLOAD_FINISHED,
-    "supervisor_dropped_job",
-    "job_timeout",
-  ],
-  workload_finished_unknown: [
-    "internal_supervisor_error",
-    "supervisor_host_start_error",
-    "job_canceled",
-    ...WORKLOAD_FINISHED,
-    "supervisor_dropped_job",
-    "job_timeout",
-  ],
+  workload_finished_success: AFTER_WORKLOAD_RESULT,
+  workload_finished_error: AFTER_WORKLOAD_RESULT,
+  workload_finished_unknown: AFTER_WORKLOAD_RESULT,
   supervisor_dropped_job: [],
   job_timeout: [],
 };

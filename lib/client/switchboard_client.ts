@@ -100,20 +100,9 @@ export class SwitchboardClient {
     const url = `${this.baseUrl}/api/v1/jobs/${
       encodeURIComponent(jobId)
     }/logs?offset=${offset}&follow=${follow}`;
-    let response: Response;
-    try {
-      response = await (this.options.fetch ?? fetch)(url, {
-        headers: this.token === undefined ? {} : { authorization: `Bearer ${this.token}` },
-      });
-    } catch (error) {
-      throw new ClientError(
-        "network_error",
-        `Cannot reach the switchboard at "${this.baseUrl}": ${(error as Error).message}`,
-        0,
-        undefined,
-        error,
-      );
-    }
+    const response = await this.#fetch(url, {
+      headers: this.token === undefined ? {} : { authorization: `Bearer ${this.token}` },
+    });
     if (!response.ok) await this.#throwError("GET", url, response);
     return response;
   }
@@ -128,6 +117,21 @@ export class SwitchboardClient {
 
   getSupervisor(supervisorId: string): Promise<SupervisorView> {
     return this.#call("GET", `/supervisors/${encodeURIComponent(supervisorId)}`, SupervisorView);
+  }
+
+  /** fetch, with a network failure turned into a ClientError naming the switchboard. */
+  async #fetch(url: string, init: RequestInit): Promise<Response> {
+    try {
+      return await (this.options.fetch ?? fetch)(url, init);
+    } catch (error) {
+      throw new ClientError(
+        "network_error",
+        `Cannot reach the switchboard at "${this.baseUrl}": ${(error as Error).message}`,
+        0,
+        undefined,
+        error,
+      );
+    }
   }
 
   async #throwError(method: string, url: string, response: Response): Promise<never> {
@@ -165,23 +169,12 @@ export class SwitchboardClient {
     const headers: Record<string, string> = { accept: "application/json" };
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
-    let response: Response;
-    try {
-      response = await (this.options.fetch ?? fetch)(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (error) {
-      throw new ClientError(
-        "network_error",
-        `Cannot reach the switchboard at "${this.baseUrl}": ${(error as Error).message}`,
-        0,
-        undefined,
-        error,
-      );
-    }
+    const response = await this.#fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     const text = await response.text();
     let json: unknown;
     try {

@@ -9,6 +9,7 @@ import {
   api,
   createUser,
   registerSupervisor,
+  startLocalSupervisor,
   startSpine,
   TEST_IMAGE_ID,
 } from "../support/spine.ts";
@@ -28,20 +29,7 @@ Deno.test({
         "run_job_on_supervisor:*",
       ]);
       const registered = await registerSupervisor(spine, "cli-local", ["board:cli"]);
-      await Deno.writeTextFile(`${home}/sup.token`, registered.token);
-      supervisor = TmlProcess.start([
-        "supervisor",
-        "local",
-        "--switchboard",
-        spine.url,
-        "--id",
-        registered.supervisorId,
-        "--token-file",
-        `${home}/sup.token`,
-        "--state-dir",
-        `${home}/sup`,
-      ]);
-      await supervisor.waitFor(/connected to the switchboard/);
+      supervisor = await startLocalSupervisor(spine, registered, `${home}/sup`);
       const ci = { ...env, TML_API_TOKEN: token };
 
       const enqueueJob = async (workload: string) => {

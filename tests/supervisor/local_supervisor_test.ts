@@ -9,6 +9,7 @@ import {
   api,
   createUser,
   registerSupervisor,
+  startLocalSupervisor,
   startSpine,
   TEST_IMAGE_ID,
   waitForJob,
@@ -27,23 +28,7 @@ Deno.test({
     try {
       const { token } = await createUser(spine, "ci", ["submit_job", "run_job_on_supervisor:*"]);
       const registered = await registerSupervisor(spine, "local-1", ["board:local"]);
-      const tokenFile = `${stateDir}/token`;
-      await Deno.writeTextFile(tokenFile, registered.token, { mode: 0o600 });
-      const startSupervisor = () =>
-        TmlProcess.start([
-          "supervisor",
-          "local",
-          "--switchboard",
-          spine.url,
-          "--id",
-          registered.supervisorId,
-          "--token-file",
-          tokenFile,
-          "--state-dir",
-          stateDir,
-        ]);
-      supervisor = startSupervisor();
-      await supervisor.waitFor(/connected to the switchboard/);
+      supervisor = await startLocalSupervisor(spine, registered, stateDir);
 
       const enqueue = async (workload: string) => {
         const response = await api(spine, token, "POST", "/jobs", {
@@ -167,8 +152,7 @@ Deno.test({
             30_000,
           );
           assertEquals(final.exit_status, "supervisor_dropped_job");
-          supervisor = startSupervisor();
-          await supervisor.waitFor(/connected to the switchboard/);
+          supervisor = await startLocalSupervisor(spine, registered, stateDir);
           assertEquals([...Deno.readDirSync(`${stateDir}/jobs`)].length, 0);
         },
       );

@@ -5,7 +5,7 @@
  */
 import { assertEquals } from "../../lib/testing/asserts.ts";
 import { startPostgresServer } from "./postgres_server.ts";
-import { runTml, startSwitchboard, type TmlProcess } from "./tml_process.ts";
+import { runTml, startSwitchboard, TmlProcess } from "./tml_process.ts";
 
 export interface Spine {
   url: string;
@@ -136,3 +136,30 @@ export async function waitForJob(
 
 /** An image id for tests that run without an image store (the switchboard does not check). */
 export const TEST_IMAGE_ID = "a".repeat(64);
+
+/**
+ * Starts `tml supervisor local` for a registered supervisor, with its token in `dir`, and
+ * waits until it is connected.
+ */
+export async function startLocalSupervisor(
+  spine: Spine,
+  registered: { supervisorId: string; token: string },
+  dir: string,
+): Promise<TmlProcess> {
+  const tokenFile = `${dir}/supervisor.token`;
+  await Deno.writeTextFile(tokenFile, registered.token, { mode: 0o600 });
+  const supervisor = TmlProcess.start([
+    "supervisor",
+    "local",
+    "--switchboard",
+    spine.url,
+    "--id",
+    registered.supervisorId,
+    "--token-file",
+    tokenFile,
+    "--state-dir",
+    dir,
+  ]);
+  await supervisor.waitFor(/connected to the switchboard/);
+  return supervisor;
+}
