@@ -147,6 +147,7 @@ export async function startLocalSupervisor(
   dir: string,
 ): Promise<TmlProcess> {
   const tokenFile = `${dir}/supervisor.token`;
+  await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(tokenFile, registered.token, { mode: 0o600 });
   const supervisor = TmlProcess.start([
     "supervisor",
