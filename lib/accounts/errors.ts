@@ -2,7 +2,7 @@
 import { TmlError } from "../errors.ts";
 
 export class AccountsError extends TmlError {
-  constructor(code: string, message: string, status = 400) {
-    super(code, message, { status });
+  constructor(code: string, message: string, options: { status?: number; field?: string } = {}) {
+    super(code, message, { status: options.status ?? 400, field: options.field });
   }
 }

@@ -39,3 +39,20 @@ Deno.test("verifyPassword() rejects malformed hashes instead of throwing", async
   assertEquals(await verifyPassword("not-a-hash", "pw"), false);
   assertEquals(await verifyPassword("$argon2id$garbage", "pw"), false);
 });
+
+/**
+ * Written by the reference implementation (libargon2's `argon2` CLI, Debian package `argon2`):
+ * `echo -n "correct horse battery staple" | argon2 SALT -id -t T -k M -p P [-l LEN] -e`.
+ */
+const REFERENCE_HASHES = [
+  "$argon2id$v=19$m=65536,t=3,p=4$dG1sc2FsdHNhbHQxMjM0$f75XAmVn2GPi1bdccBWTNX12d2V3abp/x23jNgTCKzY",
+  "$argon2id$v=19$m=4096,t=1,p=1$b3RoZXJzYWx0MDAwMDAwMA$P1VRy+C+Qw+61fd/byMDCg",
+  "$argon2i$v=19$m=8192,t=2,p=2$bGVnYWN5c2FsdDAwMDAwMA$p2Fsa3lL6fjKBvaDeaB9i+ZUdOiwTGCDw4ZceWMQZa0",
+];
+
+Deno.test("verifyPassword() accepts hashes written by the reference Argon2 implementation", async () => {
+  for (const phc of REFERENCE_HASHES) {
+    assertEquals(await verifyPassword(phc, "correct horse battery staple"), true, phc);
+    assertEquals(await verifyPassword(phc, "correct horse battery stapler"), false, phc);
+  }
+});

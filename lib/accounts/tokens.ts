@@ -32,12 +32,13 @@ export async function createToken(db: Queryable, input: {
   if (!(input.expiresInMs > 0) || input.expiresInMs > MAX_TOKEN_LIFETIME_MS) {
     throw new AccountsError(
       "invalid_expiry",
-      "Cannot create token: expiry must be between 1 s and 365 days",
+      "Cannot create token: the expiry must be between 1 s and 365 days",
+      { field: "expires_in" },
     );
   }
   const subset = input.permissions === undefined || input.permissions === null
     ? null
-    : input.permissions.map(checkPermission);
+    : [...new Set(input.permissions.map(checkPermission))];
   if (subset !== null) {
     const owned = await permissionsOf(db, input.userId);
     const beyond = subset.filter((permission) => !grants(owned, permission));
@@ -45,7 +46,7 @@ export async function createToken(db: Queryable, input: {
       throw new AccountsError(
         "permission_not_held",
         `Cannot create token: permission "${beyond[0]}" is not held by its owner`,
-        403,
+        { status: 403, field: "permissions" },
       );
     }
   }
@@ -64,7 +65,11 @@ export async function createToken(db: Queryable, input: {
   return { token, record };
 }
 
-/** The principal a token stands for, or undefined for an unknown, expired or revoked token. */
+/**
+ * The principal a token stands for, or undefined for an unknown, expired or revoked token or a
+ * locked user. The owner's permissions are read now, not when the token was made, so a revoked
+ * grant also leaves every token of the user.
+ */
 export async function authenticateToken(
   db: Queryable,
   token: string,
@@ -105,9 +110,7 @@ export async function listTokens(db: Queryable, userId: string): Promise<TokenRe
 export async function getToken(db: Queryable, tokenId: string): Promise<TokenRecord | undefined> {
   const rows = await db.query<TokenRecord>(
     `SELECT ${COLUMNS} FROM api_tokens WHERE token_id = $1`,
-    [
-      tokenId,
-    ],
+    [tokenId],
   );
   return rows[0];
 }

@@ -86,6 +86,12 @@ export type TokenInfo = z.infer<typeof TokenInfo>;
 export const TokenList = z.object({ tokens: z.array(TokenInfo) });
 export type TokenList = z.infer<typeof TokenList>;
 
+export const ListTokensQuery = z.strictObject({
+  /** Another user's tokens; needs `admin`. Default: the caller's own. */
+  user_id: Uuid.optional(),
+});
+export type ListTokensQuery = z.infer<typeof ListTokensQuery>;
+
 export const WhoAmI = z.object({
   user_id: Uuid,
   name: z.string(),
@@ -165,6 +171,21 @@ export const JobList = z.object({
   next_cursor: z.string().nullable(),
 });
 export type JobList = z.infer<typeof JobList>;
+
+export const WaitJobQuery = z.strictObject({
+  /** How long to wait for the job to terminate; default 30 s, capped by the switchboard. */
+  timeout: Duration.default(30_000),
+});
+export type WaitJobQuery = z.infer<typeof WaitJobQuery>;
+
+export const JobLogsQuery = z.strictObject({
+  /** Byte offset to start from: the `X-Tml-Log-Next-Offset` of an earlier answer. */
+  offset: z.coerce.number().int().nonnegative().default(0),
+  /** Keep the answer open and stream new output until the job has terminated. */
+  follow: z.enum(["true", "false", "1", "0"]).default("false")
+    .transform((value) => value === "true" || value === "1"),
+});
+export type JobLogsQuery = z.infer<typeof JobLogsQuery>;
 
 export const JobEventActor = z.enum(["switchboard", "supervisor", "user"]);
 

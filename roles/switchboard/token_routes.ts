@@ -3,9 +3,8 @@
  * password and an unknown user alike, in the same time, and is rate-limited per user and per
  * client address.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { getConnInfo } from "hono/deno";
-import { z } from "zod";
 import { burnVerification, verifyPassword } from "../../lib/accounts/passwords.ts";
 import { hasPermission } from "../../lib/accounts/permissions.ts";
 import {
@@ -16,7 +15,14 @@ import {
   type TokenRecord,
 } from "../../lib/accounts/tokens.ts";
 import { findUser } from "../../lib/accounts/users.ts";
-import { CreateTokenRequest, LoginRequest, type TokenInfo } from "../../lib/protocol/api.ts";
+import {
+  CreateTokenRequest,
+  ListTokensQuery,
+  LoginRequest,
+  type TokenCreated,
+  type TokenInfo,
+  type WhoAmI,
+} from "../../lib/protocol/api.ts";
 import { authenticate } from "./auth.ts";
 import type { AppEnv, SwitchboardDeps } from "./context.ts";
 import { ApiError, notFound, unauthorized } from "./http_errors.ts";
@@ -25,33 +31,31 @@ import { readJsonBody, readPathUuid, readQuery } from "./request_input.ts";
 
 const LOGIN_TOKEN_LIFETIME_MS = 7 * 86_400_000;
 const CREATED_TOKEN_LIFETIME_MS = 30 * 86_400_000;
-const ListTokensQuery = z.strictObject({ user_id: z.uuid().optional() });
 
 export function tokenRoutes(deps: SwitchboardDeps, limiter = new LoginLimiter()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.post("/login", async (c) => {
     const request = await readJsonBody(c, LoginRequest, deps.config.max_body_bytes);
-    const address = clientAddress(c);
-    const wait = limiter.retryAfter(request.user, address);
-    if (wait > 0) {
-      c.header("Retry-After", String(Math.ceil(wait / 1000)));
+    const user = await findUser(deps.db, request.user);
+    // Keyed by user id, so alternating a user's name and email buys no extra guesses.
+    const attempt = limiter.begin(user?.user_id ?? request.user.toLowerCase(), clientAddress(c));
+    if (!attempt.allowed) {
+      c.header("Retry-After", String(Math.ceil(attempt.retryAfterMs / 1000)));
       throw new ApiError(
         429,
         "too_many_attempts",
         "Cannot log in: too many failed attempts; try again later",
       );
     }
-    const user = await findUser(deps.db, request.user);
     const valid = user === undefined
       ? (await burnVerification(request.password), false)
       : await verifyPassword(user.password_hash, request.password);
     if (user === undefined || !valid || user.locked) {
-      limiter.recordFailure(request.user, address);
-      deps.log.warn("login failed", { address });
+      deps.log.warn("login failed", { address: clientAddress(c) });
       throw unauthorized("Cannot log in: wrong user or password, or the user is locked");
     }
-    limiter.recordSuccess(request.user);
+    attempt.succeeded();
     const { token, record } = await createToken(deps.db, {
       userId: user.user_id,
       expiresInMs: request.expires_in ?? LOGIN_TOKEN_LIFETIME_MS,
@@ -113,7 +117,7 @@ export function whoamiRoutes(deps: SwitchboardDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get("/", authenticate(deps), (c) => {
     const principal = c.get("principal");
-    return c.json({
+    return c.json<WhoAmI>({
       user_id: principal.userId,
       name: principal.name,
       email: principal.email,
@@ -124,7 +128,7 @@ export function whoamiRoutes(deps: SwitchboardDeps): Hono<AppEnv> {
   return app;
 }
 
-function created(token: string, record: TokenRecord) {
+function created(token: string, record: TokenRecord): TokenCreated {
   return {
     token_id: record.token_id,
     token,
@@ -145,8 +149,7 @@ function info(record: TokenRecord): TokenInfo {
   };
 }
 
-// deno-lint-ignore no-explicit-any
-function clientAddress(c: any): string {
+function clientAddress(c: Context): string {
   try {
     return getConnInfo(c).remote.address ?? "unknown";
   } catch {
