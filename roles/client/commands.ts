@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import { EXIT_CODE_TABLE } from "../../lib/cli/exit_codes.ts";
+import { registerImageCommands } from "./image_commands.ts";
 
 const lazyJob = () => import("./job_commands.ts");
 const lazyAccount = () => import("./account_commands.ts");
@@ -134,4 +135,5 @@ Examples:
     .action(async (id, options, command) =>
       (await lazyAccount()).supervisorShow(id, options, command)
     );
+  registerImageCommands(program);
 }
