@@ -196,6 +196,8 @@ async function runSteps(t: Deno.TestContext, db: Database): Promise<void> {
         email: "alice@example.test",
         tokenId: record.token_id,
         permissions: ["list_jobs", "submit_job"],
+        tokenSubset: null,
+        tokenExpiresAt: record.expires_at,
       });
       await revoke(db, alice.user_id, "list_jobs");
       assertEquals((await authenticateToken(db, token))?.permissions, ["submit_job"]);
@@ -245,6 +247,48 @@ async function runSteps(t: Deno.TestContext, db: Database): Promise<void> {
       ]);
     },
   );
+
+  await t.step("a token made with a limited token stays within it", async () => {
+    const alice = await requireUser(db, "alice");
+    const made = await createToken(db, {
+      userId: alice.user_id,
+      expiresInMs: DAY_MS,
+      permissions: ["submit_job"],
+    });
+    const creator = (await authenticateToken(db, made.token))!;
+    assertEquals(creator.tokenSubset, ["submit_job"]);
+    const inherited = await createToken(db, {
+      userId: alice.user_id,
+      expiresInMs: DAY_MS / 2,
+      creator,
+    });
+    assertEquals(inherited.record.permissions, ["submit_job"]);
+    await assertRejects(
+      () =>
+        createToken(db, {
+          userId: alice.user_id,
+          expiresInMs: DAY_MS,
+          permissions: ["list_jobs"],
+          creator,
+        }),
+      AccountsError,
+      'permission "list_jobs" is not held by the token used to create it',
+    );
+    await assertRejects(
+      () => createToken(db, { userId: alice.user_id, expiresInMs: 2 * DAY_MS, creator }),
+      AccountsError,
+      "cannot create one that outlives it",
+    );
+    // A token carrying all of its owner's permissions makes tokens as the owner would.
+    const short = await createToken(db, { userId: alice.user_id, expiresInMs: 60_000 });
+    const full = (await authenticateToken(db, short.token))!;
+    const longer = await createToken(db, {
+      userId: alice.user_id,
+      expiresInMs: 30 * DAY_MS,
+      creator: full,
+    });
+    assertEquals(longer.record.permissions, null);
+  });
 
   await t.step("createToken() refuses an expiry outside 1 s .. 365 days", async () => {
     const alice = await requireUser(db, "alice");

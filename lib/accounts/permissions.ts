@@ -9,7 +9,11 @@ export interface Principal {
   name: string;
   email: string;
   tokenId: string;
+  /** The token's effective permissions: what every check uses. */
   permissions: readonly string[];
+  /** The token's own subset, or null when it carries all of its owner's permissions. */
+  tokenSubset: readonly string[] | null;
+  tokenExpiresAt: Date;
 }
 
 /** Whether a set of granted permissions includes `permission`. */

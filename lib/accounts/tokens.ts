@@ -23,11 +23,19 @@ export interface TokenRecord {
 
 const COLUMNS = "token_id, user_id, description, permissions, created_at, expires_at, revoked_at";
 
+/**
+ * Creates a token for `userId`. When another token's holder creates it (`creator`), the new
+ * token can carry no more than the creator's token does: a token limited to `submit_job`
+ * cannot mint a token with all of its owner's permissions, one made without a subset inherits
+ * the creator's, and a limited token cannot outlive the one that made it (otherwise a leaked
+ * one-hour CI token could extend itself to a year).
+ */
 export async function createToken(db: Queryable, input: {
   userId: string;
   expiresInMs: number;
   permissions?: string[] | null;
   description?: string;
+  creator?: Principal;
 }): Promise<{ token: string; record: TokenRecord }> {
   if (!(input.expiresInMs > 0) || input.expiresInMs > MAX_TOKEN_LIFETIME_MS) {
     throw new AccountsError(
@@ -36,19 +44,31 @@ export async function createToken(db: Queryable, input: {
       { field: "expires_in" },
     );
   }
-  const subset = input.permissions === undefined || input.permissions === null
+  const requested = input.permissions === undefined || input.permissions === null
     ? null
     : [...new Set(input.permissions.map(checkPermission))];
-  if (subset !== null) {
-    const owned = await permissionsOf(db, input.userId);
-    const beyond = subset.filter((permission) => !grants(owned, permission));
+  const subset = requested ??
+    (input.creator?.tokenSubset != null ? [...input.creator.permissions] : null);
+  if (requested !== null) {
+    const held = input.creator?.permissions ?? await permissionsOf(db, input.userId);
+    const beyond = requested.filter((permission) => !grants(held, permission));
     if (beyond.length > 0) {
       throw new AccountsError(
         "permission_not_held",
-        `Cannot create token: permission "${beyond[0]}" is not held by its owner`,
+        `Cannot create token: permission "${beyond[0]}" is not held by ${
+          input.creator === undefined ? "its owner" : "the token used to create it"
+        }`,
         { status: 403, field: "permissions" },
       );
     }
+  }
+  const expiresAt = new Date(Date.now() + input.expiresInMs);
+  if (input.creator?.tokenSubset != null && expiresAt > input.creator.tokenExpiresAt) {
+    throw new AccountsError(
+      "invalid_expiry",
+      `Cannot create token: a token limited to some permissions cannot create one that outlives it (it expires at "${input.creator.tokenExpiresAt.toISOString()}")`,
+      { status: 403, field: "expires_in" },
+    );
   }
   const token = newSecretToken();
   const [record] = await db.query<TokenRecord>(
@@ -59,7 +79,7 @@ export async function createToken(db: Queryable, input: {
       tokenHash(token),
       input.description ?? null,
       subset,
-      new Date(Date.now() + input.expiresInMs),
+      expiresAt,
     ],
   );
   return { token, record };
@@ -80,9 +100,10 @@ export async function authenticateToken(
     name: string;
     email: string;
     permissions: string[] | null;
+    expires_at: Date;
     owner_permissions: string[];
   }>(
-    `SELECT t.token_id, t.user_id, u.name, u.email, t.permissions,
+    `SELECT t.token_id, t.user_id, u.name, u.email, t.permissions, t.expires_at,
        ARRAY(SELECT p.permission FROM user_privileges p WHERE p.user_id = t.user_id
              ORDER BY p.permission) AS owner_permissions
      FROM api_tokens t JOIN users u ON u.user_id = t.user_id
@@ -97,6 +118,8 @@ export async function authenticateToken(
     email: row.email,
     tokenId: row.token_id,
     permissions: effectivePermissions(row.owner_permissions, row.permissions),
+    tokenSubset: row.permissions,
+    tokenExpiresAt: row.expires_at,
   };
 }
 

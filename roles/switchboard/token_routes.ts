@@ -73,9 +73,14 @@ export function tokenRoutes(deps: SwitchboardDeps, limiter = new LoginLimiter())
     const request = await readJsonBody(c, CreateTokenRequest, deps.config.max_body_bytes);
     const { token, record } = await createToken(deps.db, {
       userId: principal.userId,
-      expiresInMs: request.expires_in ?? CREATED_TOKEN_LIFETIME_MS,
+      // A limited token cannot create one that outlives it, so its default is capped.
+      expiresInMs: request.expires_in ??
+        (principal.tokenSubset === null
+          ? CREATED_TOKEN_LIFETIME_MS
+          : Math.min(CREATED_TOKEN_LIFETIME_MS, principal.tokenExpiresAt.getTime() - Date.now())),
       permissions: request.permissions ?? null,
       description: request.description,
+      creator: principal,
     });
     deps.log.info("token created", { user_id: principal.userId, token_id: record.token_id });
     return c.json(created(token, record), 201);
