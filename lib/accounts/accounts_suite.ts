@@ -150,6 +150,24 @@ async function runSteps(t: Deno.TestContext, db: Database): Promise<void> {
     },
   );
 
+  await t.step(
+    "an AccountsError thrown in a transaction keeps its type and rolls back",
+    async () => {
+      const carol = await requireUser(db, "carol");
+      const error = await assertRejects(
+        () =>
+          db.transaction(async (tx) => {
+            await grant(tx, carol.user_id, "list_jobs");
+            await grant(tx, carol.user_id, "superuser");
+          }),
+        AccountsError,
+        '"superuser"',
+      );
+      assertEquals([error.code, error.status], ["invalid_permission", 400]);
+      assertEquals(await permissionsOf(db, carol.user_id), [`read_job_status:${SUPERVISOR_ID}`]);
+    },
+  );
+
   await t.step("listUsers() shows permissions and no password hash", async () => {
     const users = await listUsers(db);
     assertEquals(users.map((u) => u.name), ["alice", "bob", "bob@example.test", "carol"]);

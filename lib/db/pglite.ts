@@ -5,6 +5,7 @@
  * instead of interleaving with it.
  */
 import { PGlite } from "@electric-sql/pglite";
+import { TmlError } from "../errors.ts";
 import { type Database, type Queryable, SCHEMA, wrapDriverError } from "./database.ts";
 
 const NUMERIC_OID = 1700;
@@ -52,7 +53,11 @@ export async function openPglite(dataDir: string | undefined): Promise<Database>
             return await fn(queryable);
           });
         } catch (error) {
-          throw error instanceof Error && "code" in error ? wrapDriverError(error) : error;
+          // A driver error has a SQLSTATE `code`; tml's own errors (which also have a `code`)
+          // thrown by fn pass through unchanged.
+          throw error instanceof Error && "code" in error && !(error instanceof TmlError)
+            ? wrapDriverError(error)
+            : error;
         }
       }),
     close: () => serialise(() => pglite.close()),

@@ -3,6 +3,7 @@
  * rows look the same as PGlite's; every connection's `search_path` is the switchboard schema.
  */
 import postgres from "postgres";
+import { TmlError } from "../errors.ts";
 import { type Database, type Queryable, SCHEMA, wrapDriverError } from "./database.ts";
 
 export async function openPostgres(url: string, options: { max?: number } = {}): Promise<Database> {
@@ -64,7 +65,11 @@ export async function openPostgres(url: string, options: { max?: number } = {}):
           await fn({ query: (text, params) => run(tx, text, params) })
         ) as T;
       } catch (error) {
-        throw error instanceof Error && "code" in error ? wrapDriverError(error) : error;
+        // A driver error has a SQLSTATE `code`; tml's own errors (which also have a `code`)
+        // thrown by fn pass through unchanged.
+        throw error instanceof Error && "code" in error && !(error instanceof TmlError)
+          ? wrapDriverError(error)
+          : error;
       }
     },
     close: () => sql.end({ timeout: 5 }),
