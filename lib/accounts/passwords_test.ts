@@ -1,6 +1,6 @@
 import { argon2id } from "hash-wasm";
 import { assertEquals } from "../testing/asserts.ts";
-import { hashPassword, verifyPassword } from "./passwords.ts";
+import { Argon2Thread, hashPassword, verifyPassword } from "./passwords.ts";
 
 Deno.test("verifyPassword() accepts PHC strings written with any Argon2id parameters", async () => {
   for (
@@ -55,4 +55,34 @@ Deno.test("verifyPassword() accepts hashes written by the reference Argon2 imple
     assertEquals(await verifyPassword(phc, "correct horse battery staple"), true, phc);
     assertEquals(await verifyPassword(phc, "correct horse battery stapler"), false, phc);
   }
+});
+
+Deno.test("verifyPassword() runs off the main thread, so timers fire while it works", async () => {
+  const phc = await hashPassword("pw");
+  let timerFired = false;
+  setTimeout(() => (timerFired = true), 0);
+  assertEquals(await verifyPassword(phc, "pw"), true);
+  assertEquals(timerFired, true);
+});
+
+Deno.test("hashPassword() and verifyPassword() answer concurrent requests each correctly", async () => {
+  const passwords = ["a", "b", "c", "d"];
+  const hashes = await Promise.all(passwords.map(hashPassword));
+  const results = await Promise.all(
+    hashes.flatMap((hash, i) => [verifyPassword(hash, passwords[i]), verifyPassword(hash, "x")]),
+  );
+  assertEquals(results, [true, false, true, false, true, false, true, false]);
+});
+
+Deno.test("Argon2Thread.run() falls back to the calling thread when no worker can start", async () => {
+  const thread = new Argon2Thread(new URL("./no_such_worker.ts", import.meta.url));
+  const hash = await thread.run({
+    op: "hash",
+    password: "pw",
+    salt: new Uint8Array(16),
+    params: { memorySize: 1024, iterations: 1, parallelism: 1, hashLength: 16 },
+  }) as string;
+  assertEquals(thread.inThread, true);
+  assertEquals(await thread.run({ op: "verify", password: "pw", hash }), true);
+  assertEquals(await thread.run({ op: "verify", password: "no", hash }), false);
 });
