@@ -1,7 +1,8 @@
 /**
  * Authenticates API requests by bearer token and checks permissions. Principals are cached
- * for a few seconds (see principal_cache.ts): a revocation through the API takes effect at
- * once, other account changes within the cache's TTL.
+ * for a few seconds (`PRINCIPAL_TTL_MS`, see principal_cache.ts): expiry and a revocation
+ * through the API take effect at once; locking a user, a revocation made directly in the
+ * database and changed grants take effect within that TTL.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { hasPermission, type Principal } from "../../lib/accounts/permissions.ts";
@@ -21,7 +22,8 @@ export function authenticate(deps: SwitchboardDeps): MiddlewareHandler<AppEnv> {
       principal = await authenticateToken(deps.db, match[1]);
       if (principal !== undefined) deps.principals.set(hash, principal);
     }
-    if (principal === undefined) {
+    // A cached principal may outlive its token's expiry by up to the cache's TTL otherwise.
+    if (principal === undefined || principal.tokenExpiresAt.getTime() <= Date.now()) {
       throw unauthorized("Cannot authenticate: the API token is unknown, expired or revoked");
     }
     c.set("principal", principal);

@@ -88,6 +88,18 @@ Deno.test({
         assertEquals((await call(`Bearer ${bob.token}`)).status, 401);
       });
 
+      await t.step("a cached token is refused the moment it expires", async () => {
+        const carol = await createUser(deps.db, {
+          name: "carol",
+          email: "carol@example.test",
+          password: "pw",
+        });
+        const { token } = await createToken(deps.db, { userId: carol.user_id, expiresInMs: 1_000 });
+        assertEquals((await call(`Bearer ${token}`)).status, 200);
+        await new Promise((resolve) => setTimeout(resolve, 1_100));
+        assertEquals((await call(`Bearer ${token}`)).status, 401);
+      });
+
       await t.step("the token itself never reaches a log line", () => {
         for (const line of deps.logLines) assertEquals(line.includes(alice.token), false, line);
       });
