@@ -4,10 +4,13 @@
  * the caller may not see answers 404, so job ids of others are not confirmed.
  */
 import { Hono } from "hono";
-import { z } from "zod";
 import { grants, hasPermission, type Principal } from "../../lib/accounts/permissions.ts";
-import { Duration } from "../../lib/duration.ts";
-import { EnqueueJobRequest, ListJobsQuery } from "../../lib/protocol/api.ts";
+import {
+  EnqueueJobRequest,
+  JobLogsQuery,
+  ListJobsQuery,
+  WaitJobQuery,
+} from "../../lib/protocol/api.ts";
 import { parseTagFilter, TagFilterSyntaxError } from "../../lib/tags/mod.ts";
 import { authenticate, requirePermission } from "./auth.ts";
 import type { AppEnv, SwitchboardDeps } from "./context.ts";
@@ -17,15 +20,6 @@ import type { ImageChecker } from "./image_check.ts";
 import { type JobRow, toJobView } from "./job_row.ts";
 import { readJsonBody, readPathUuid, readQuery } from "./request_input.ts";
 
-const WaitQuery = z.strictObject({ timeout: Duration.default(30_000) });
-const LogsQuery = z.strictObject({
-  /** Byte offset to start from: the `X-Tml-Log-Next-Offset` of an earlier answer. */
-  offset: z.coerce.number().int().nonnegative().default(0),
-  /** Keep the answer open and stream new output until the job has terminated. */
-  follow: z.enum(["true", "false", "1", "0"]).default("false").transform((v) =>
-    v === "true" || v === "1"
-  ),
-});
 /** How long a follower waits for output before checking whether the job has ended. */
 const FOLLOW_POLL_MS = 15_000;
 const MAX_WAIT_MS = 120_000;
@@ -98,7 +92,7 @@ export function jobRoutes(
 
   app.get("/:id/wait", async (c) => {
     const job = await readableJob(c.get("principal"), readPathUuid(c, "id"), coordinator);
-    const { timeout } = readQuery(c, WaitQuery);
+    const { timeout } = readQuery(c, WaitJobQuery);
     if (job.state === "terminated") return c.json(toJobView(job));
     const ended = await coordinator.waitForTermination(job.job_id, Math.min(timeout, MAX_WAIT_MS));
     return c.json(toJobView(ended ?? (await coordinator.store.get(job.job_id))!));
@@ -106,7 +100,7 @@ export function jobRoutes(
 
   app.get("/:id/logs", async (c) => {
     const job = await readableJob(c.get("principal"), readPathUuid(c, "id"), coordinator);
-    const { offset, follow } = readQuery(c, LogsQuery);
+    const { offset, follow } = readQuery(c, JobLogsQuery);
     const headers = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
     if (!follow) {
       const { data, next } = await coordinator.console.read(job.job_id, offset);
