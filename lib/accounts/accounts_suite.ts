@@ -297,6 +297,13 @@ async function runSteps(t: Deno.TestContext, db: Database): Promise<void> {
       AccountsError,
       "cannot create one that outlives it",
     );
+    const shortened = await createToken(db, {
+      userId: alice.user_id,
+      expiresInMs: 30 * DAY_MS,
+      creator,
+      shortenToCreator: true,
+    });
+    assertEquals(shortened.record.expires_at.getTime(), creator.tokenExpiresAt.getTime());
     // A token carrying all of its owner's permissions makes tokens as the owner would.
     const short = await createToken(db, { userId: alice.user_id, expiresInMs: 60_000 });
     const full = (await authenticateToken(db, short.token))!;

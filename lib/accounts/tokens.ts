@@ -36,6 +36,8 @@ export async function createToken(db: Queryable, input: {
   permissions?: string[] | null;
   description?: string;
   creator?: Principal;
+  /** The lifetime is a default, not asked for: a limited creator shortens it to its own. */
+  shortenToCreator?: boolean;
 }): Promise<{ token: string; record: TokenRecord }> {
   if (!(input.expiresInMs > 0) || input.expiresInMs > MAX_TOKEN_LIFETIME_MS) {
     throw new AccountsError(
@@ -62,11 +64,17 @@ export async function createToken(db: Queryable, input: {
       );
     }
   }
-  const expiresAt = new Date(Date.now() + input.expiresInMs);
-  if (input.creator?.tokenSubset != null && expiresAt > input.creator.tokenExpiresAt) {
+  let expiresAt = new Date(Date.now() + input.expiresInMs);
+  const limitedCreator = input.creator?.tokenSubset != null;
+  if (limitedCreator && input.shortenToCreator && expiresAt > input.creator!.tokenExpiresAt) {
+    expiresAt = input.creator!.tokenExpiresAt;
+  }
+  if (limitedCreator && expiresAt > input.creator!.tokenExpiresAt) {
     throw new AccountsError(
       "invalid_expiry",
-      `Cannot create token: a token limited to some permissions cannot create one that outlives it (it expires at "${input.creator.tokenExpiresAt.toISOString()}")`,
+      `Cannot create token: a token limited to some permissions cannot create one that outlives it (it expires at "${
+        input.creator!.tokenExpiresAt.toISOString()
+      }")`,
       { status: 403, field: "expires_in" },
     );
   }

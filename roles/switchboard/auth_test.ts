@@ -94,9 +94,9 @@ Deno.test({
           email: "carol@example.test",
           password: "pw",
         });
-        const { token } = await createToken(deps.db, { userId: carol.user_id, expiresInMs: 1_000 });
+        const { token } = await createToken(deps.db, { userId: carol.user_id, expiresInMs: 3_000 });
         assertEquals((await call(`Bearer ${token}`)).status, 200);
-        await new Promise((resolve) => setTimeout(resolve, 1_100));
+        await new Promise((resolve) => setTimeout(resolve, 3_100));
         assertEquals((await call(`Bearer ${token}`)).status, 401);
       });
 

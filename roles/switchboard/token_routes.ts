@@ -73,11 +73,9 @@ export function tokenRoutes(deps: SwitchboardDeps, limiter = new LoginLimiter())
     const request = await readJsonBody(c, CreateTokenRequest, deps.config.max_body_bytes);
     const { token, record } = await createToken(deps.db, {
       userId: principal.userId,
+      expiresInMs: request.expires_in ?? CREATED_TOKEN_LIFETIME_MS,
       // A limited token cannot create one that outlives it, so its default is capped.
-      expiresInMs: request.expires_in ??
-        (principal.tokenSubset === null
-          ? CREATED_TOKEN_LIFETIME_MS
-          : Math.min(CREATED_TOKEN_LIFETIME_MS, principal.tokenExpiresAt.getTime() - Date.now())),
+      shortenToCreator: request.expires_in === undefined,
       permissions: request.permissions ?? null,
       description: request.description,
       creator: principal,
