@@ -1,139 +1,71 @@
-/** `tml login`, `tml logout`, `tml token …` and `tml supervisor list|show`. */
+/** Declares `tml login`, `tml logout`, `tml whoami` and `tml token create|list|revoke`. */
 import type { Command } from "commander";
-import { note, type OutputOptions, printJson, printResult } from "../../lib/cli/output.ts";
-import {
-  apiUrlOf,
-  forgetToken,
-  loadClientConfig,
-  storeToken,
-} from "../../lib/client/credentials.ts";
-import { SwitchboardClient } from "../../lib/client/switchboard_client.ts";
-import { TmlError } from "../../lib/errors.ts";
-import { authenticatedClient, globalOptions } from "./session.ts";
+import { collect, JSON_HELP } from "./flags.ts";
 
-export async function login(
-  user: string | undefined,
-  password: string | undefined,
-  options: { passwordStdin?: boolean; expiresIn?: string },
-  command: Command,
-): Promise<void> {
-  const apiUrl = apiUrlOf(await loadClientConfig(globalOptions(command)));
-  const name = user ?? Deno.env.get("TML_USER") ?? prompt("User (name or email):") ?? "";
-  let secret = password ?? Deno.env.get("TML_PASSWORD");
-  if (secret === undefined && options.passwordStdin === true) {
-    secret = (await new Response(Deno.stdin.readable).text()).replace(/\r?\n$/, "");
-  }
-  secret ??= await promptHidden("Password: ");
-  if (name === "" || secret === "") {
-    throw new TmlError("invalid_input", "Cannot log in: a user and a password are required", {
-      status: 400,
-    });
-  }
-  const created = await new SwitchboardClient(apiUrl).login(name, secret, options.expiresIn);
-  await storeToken(apiUrl, created.token, name);
-  note(`Logged in to ${apiUrl} as ${name} (token expires ${created.expires_at})`);
-  printJson({
-    user_id: created.user_id,
-    token_id: created.token_id,
-    expires_at: created.expires_at,
-  });
-}
+const loginCode = () => import("./login.ts");
+const tokenCode = () => import("./tokens.ts");
 
-export async function logout(command: Command): Promise<void> {
-  const apiUrl = apiUrlOf(await loadClientConfig(globalOptions(command)));
-  note((await forgetToken(apiUrl)) ? `Logged out of ${apiUrl}` : `Not logged in to ${apiUrl}`);
-}
+export function registerAccountCommands(program: Command): void {
+  program.command("login")
+    .description("log in and store a token for this switchboard")
+    .argument("[user]", "user name or email (TML_USER; else a prompt)")
+    .argument("[password]", "password (TML_PASSWORD; else --password-stdin or a hidden prompt)")
+    .option("--password-stdin", "read the password from standard input")
+    .option("--expires-in <duration>", "token lifetime, e.g. 30d (default 7d, at most 365d)")
+    .addHelpText(
+      "after",
+      `
+The token is stored for the API URL in ~/.config/tml/credentials.json (mode 0600);
+TML_API_TOKEN, when set, takes precedence over it.
 
-export async function tokenCreate(
-  options: { expiresIn?: string; permission?: string[]; description?: string },
-  command: Command,
-): Promise<void> {
-  const client = await authenticatedClient(command);
-  printJson(
-    await client.createToken({
-      expires_in: options.expiresIn,
-      permissions: options.permission,
-      description: options.description,
-    }),
-  );
-}
-
-export async function tokenList(options: OutputOptions, command: Command): Promise<void> {
-  const result = await (await authenticatedClient(command)).listTokens();
-  printResult(options, result, {
-    head: ["token", "description", "created", "expires", "revoked", "permissions"],
-    rows: result.tokens.map((
-      t,
-    ) => [
-      t.token_id,
-      t.description,
-      t.created_at,
-      t.expires_at,
-      t.revoked_at,
-      t.permissions?.join(",") ?? "(all)",
-    ]),
-  });
-}
-
-export async function tokenRevoke(tokenId: string, command: Command): Promise<void> {
-  printJson(await (await authenticatedClient(command)).revokeToken(tokenId));
-}
-
-export async function supervisorList(options: OutputOptions, command: Command): Promise<void> {
-  const result = await (await authenticatedClient(command)).listSupervisors();
-  printResult(options, result, {
-    head: ["supervisor", "name", "tags", "connected", "job", "last seen"],
-    rows: result.supervisors.map((
-      s,
-    ) => [
-      s.supervisor_id,
-      s.name,
-      s.tags.join(","),
-      s.connected ? "yes" : "no",
-      s.current_job_id,
-      s.last_seen_at,
-    ]),
-  });
-}
-
-export async function supervisorShow(
-  id: string,
-  options: OutputOptions,
-  command: Command,
-): Promise<void> {
-  const supervisor = await (await authenticatedClient(command)).getSupervisor(id);
-  printResult(options, supervisor, {
-    head: ["field", "value"],
-    rows: Object.entries(supervisor).map((
-      [key, value],
-    ) => [key, Array.isArray(value) ? value.join(",") : String(value)]),
-  });
-}
-
-/** Reads a line from the terminal without echoing it. */
-async function promptHidden(message: string): Promise<string> {
-  if (!Deno.stdin.isTerminal()) {
-    throw new TmlError(
-      "invalid_input",
-      "Cannot ask for a password: stdin is not a terminal (use TML_PASSWORD or --password-stdin)",
-      { status: 400 },
+Examples:
+  tml login alice
+  echo "$PASSWORD" | tml login alice --password-stdin
+  TML_USER=alice@example.org TML_PASSWORD=... tml --api-url https://tml.example.org login`,
+    )
+    .action(async (user, password, options, command) =>
+      await (await loginCode()).login(user, password, options, command)
     );
-  }
-  await Deno.stderr.write(new TextEncoder().encode(message));
-  Deno.stdin.setRaw(true);
-  const bytes: number[] = [];
-  const buffer = new Uint8Array(1);
-  try {
-    while (true) {
-      const read = await Deno.stdin.read(buffer);
-      if (read === null || buffer[0] === 13 || buffer[0] === 10) break;
-      if (buffer[0] === 3) throw new TmlError("interrupted", "Interrupted", { status: 400 });
-      if (buffer[0] === 127) bytes.pop();
-      else bytes.push(buffer[0]);
-    }
-  } finally {
-    Deno.stdin.setRaw(false);
-    await Deno.stderr.write(new TextEncoder().encode("\n"));
-  }
-  return new TextDecoder().decode(new Uint8Array(bytes));
+
+  program.command("logout")
+    .description("revoke and forget the stored token for this switchboard")
+    .addHelpText("after", "\nExample:\n  tml logout")
+    .action(async (_options, command) => await (await loginCode()).logout(command));
+
+  program.command("whoami")
+    .description("show the user and permissions of the token in use")
+    .option("--json", JSON_HELP)
+    .addHelpText("after", "\nExample:\n  TML_API_TOKEN=... tml whoami --json")
+    .action(async (options, command) => await (await loginCode()).whoami(options, command));
+
+  const token = program.command("token").description("create, list and revoke your API tokens");
+  token.command("create")
+    .description("create a token; prints it once, as JSON")
+    .option("--expires-in <duration>", "lifetime, e.g. 90d (default 30d, at most 365d)")
+    .option(
+      "--permission <permission>",
+      "limit the token to this one of your permissions (repeatable)",
+      collect,
+    )
+    .option("--description <text>", "what the token is for")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  tml token create --expires-in 90d --permission submit_job --description 'CI on main'
+  TML_API_TOKEN=$(tml token create --expires-in 1d | jq -r .token)`,
+    )
+    .action(async (options, command) => await (await tokenCode()).create(options, command));
+  token.command("list")
+    .description("list your tokens (never their secrets)")
+    .option("--json", JSON_HELP)
+    .addHelpText("after", "\nExample:\n  tml token list")
+    .action(async (options, command) => await (await tokenCode()).list(options, command));
+  token.command("revoke")
+    .description("revoke a token at once")
+    .argument("<token-id>", "the token's id, from tml token list")
+    .addHelpText("after", "\nExample:\n  tml token revoke 8b1d2c3e-4f50-4a61-8b72-9c8d7e6f5a4b")
+    .action(async (tokenId, _options, command) =>
+      await (await tokenCode()).revoke(tokenId, command)
+    );
 }

@@ -1,149 +1,115 @@
-/** `tml job show|list|history|cancel|wait`: reading and controlling jobs through the API. */
+/** Declares `tml job enqueue|show|list|history|logs|cancel|wait`. */
 import type { Command } from "commander";
-import { EXIT_CODE_OF_STATUS, EXIT_WAIT_TIMEOUT } from "../../lib/cli/exit_codes.ts";
-import { note, type OutputOptions, printJson, printResult } from "../../lib/cli/output.ts";
-import { ClientError } from "../../lib/client/errors.ts";
-import { formatDuration, parseDuration } from "../../lib/duration.ts";
-import type { JobView } from "../../lib/protocol/api.ts";
-import { authenticatedClient } from "./session.ts";
+import { exitCodeTableText } from "../../lib/cli/exit_codes.ts";
+import { collect, JSON_HELP } from "./flags.ts";
 
-function jobRow(job: JobView): Array<string | null> {
-  return [
-    job.job_id,
-    job.state,
-    job.sub_state,
-    job.exit_status,
-    job.tag_config || "(any)",
-    job.enqueued_at,
-  ];
-}
-const JOB_HEAD = ["job", "state", "sub-state", "exit status", "tags", "enqueued"];
+const readCode = () => import("./job_read.ts");
+const controlCode = () => import("./job_control.ts");
 
-export async function show(jobId: string, options: OutputOptions, command: Command): Promise<void> {
-  const job = await (await authenticatedClient(command)).getJob(jobId);
-  printResult(options, job, {
-    head: ["field", "value"],
-    rows: Object.entries(job).map((
-      [key, value],
-    ) => [key, typeof value === "object" ? JSON.stringify(value) : String(value)]),
-  });
-}
+const JOB_ID = "the job's id (printed by tml job enqueue as job_id)";
 
-export async function list(
-  options: OutputOptions & { state?: string; limit?: string; all?: boolean },
-  command: Command,
-): Promise<void> {
-  const client = await authenticatedClient(command);
-  const limit = options.limit === undefined ? 50 : Number(options.limit);
-  const jobs: JobView[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await client.listJobs({
-      state: options.state,
-      limit: Math.min(limit, 500),
-      cursor,
-    });
-    jobs.push(...page.jobs);
-    cursor = page.next_cursor ?? undefined;
-  } while (options.all === true && cursor !== undefined);
-  printResult(options, { jobs }, { head: JOB_HEAD, rows: jobs.map(jobRow) });
-}
+export function registerJobCommands(program: Command): void {
+  const job = program.command("job").description("enqueue, inspect and control jobs");
 
-export async function history(
-  jobId: string,
-  options: OutputOptions,
-  command: Command,
-): Promise<void> {
-  const result = await (await authenticatedClient(command)).jobHistory(jobId);
-  const rows = result.events.map((event, index) => {
-    const next = result.events[index + 1];
-    const lasted = next === undefined
-      ? null
-      : formatDuration(Date.parse(next.at) - Date.parse(event.at));
-    const what = event.kind === "state"
-      ? `${event.state}${event.sub_state === null ? "" : ` (${event.sub_state})`}`
-      : `exit status ${event.exit_status}`;
-    return [event.at, event.actor, what, event.message, lasted];
-  });
-  printResult(options, result, { head: ["at", "actor", "change", "message", "until next"], rows });
-}
+  job.command("enqueue")
+    .description("enqueue a job; prints one JSON object with job_id on stdout")
+    .argument("<image-id>", "the image to boot: 64 hex digits")
+    .option("--tag-config <expr>", 'which supervisors may run it, e.g. "board:nrf52840dk"')
+    .option(
+      "--parameters <json>",
+      'parameters as JSON: {"NAME": {"value": "...", "secret": true}}',
+    )
+    .option("--parameter <name=value>", "a parameter (repeatable)", collect)
+    .option("--secret-parameter <name=value>", "a secret parameter (repeatable)", collect)
+    .option(
+      "--ssh-key <key>",
+      "an SSH public key for the job (repeatable; default: ssh_keys from the config or " +
+        "TML_SSH_KEYS, else ~/.ssh/*.pub)",
+      collect,
+    )
+    .option("--restart-count <n>", "re-enqueue up to N times after an infrastructure failure")
+    .option("--timeout <duration>", "maximum run time, e.g. 30m, 1.5h; a bare number is seconds")
+    .option("--queue-timeout <duration>", "maximum time in the queue, e.g. 2h")
+    .option("--workload <command>", "a shell command the host runs; its exit code is the result")
+    .addHelpText(
+      "after",
+      `
+Authenticates with TML_API_TOKEN, else the token stored by "tml login". tml also adds a key of
+its own (~/.config/tml/ssh/id_ed25519, made on first use) so that ssh into the job just works.
 
-export async function cancel(jobId: string, command: Command): Promise<void> {
-  printJson(await (await authenticatedClient(command)).cancelJob(jobId));
-}
+Examples:
+  JOB=$(tml job enqueue "$IMAGE_ID" --tag-config "board:$DUT_BOARD" --parameters "$TML_JOB_PARAMETERS" | jq -r .job_id)
+  tml job enqueue "$IMAGE_ID" --tag-config 'board:nrf52* & !lab:b' --workload 'make test' --timeout 30m
+  tml job enqueue "$IMAGE_ID" --secret-parameter token="$TOKEN" --restart-count 2`,
+    )
+    .action(async (imageId, options, command) =>
+      await (await import("./job_enqueue.ts")).enqueue(imageId, options, command)
+    );
 
-/**
- * Waits until the job terminates, riding out dropped connections and switchboard restarts,
- * prints the final view and exits with the code of its status (see lib/cli/exit_codes.ts).
- */
-export async function wait(
-  jobId: string,
-  options: { timeout?: string },
-  command: Command,
-): Promise<never> {
-  const client = await authenticatedClient(command);
-  const deadline = options.timeout === undefined
-    ? Infinity
-    : Date.now() + parseDuration(options.timeout, "--timeout");
-  let backoff = 500;
-  while (true) {
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) {
-      printJson(await client.getJob(jobId));
-      note(`tml: job ${jobId} did not terminate within ${options.timeout}`);
-      Deno.exit(EXIT_WAIT_TIMEOUT);
-    }
-    try {
-      const job = await client.waitForJob(jobId, Math.min(remaining, 60_000));
-      backoff = 500;
-      if (job.state === "terminated" && job.exit_status !== null) {
-        printJson(job);
-        Deno.exit(EXIT_CODE_OF_STATUS[job.exit_status]);
-      }
-    } catch (error) {
-      const transient = error instanceof ClientError && (error.status === 0 || error.status >= 500);
-      if (!transient) throw error;
-      note(`tml: ${error.message}; retrying in ${formatDuration(backoff)}`);
-      await new Promise((resolve) => setTimeout(resolve, backoff));
-      backoff = Math.min(backoff * 2, 10_000);
-    }
-  }
-}
+  job.command("show")
+    .description("show a job")
+    .argument("<job-id>", JOB_ID)
+    .option("--json", JSON_HELP)
+    .addHelpText(
+      "after",
+      '\nExamples:\n  tml job show "$JOB"\n  tml job show "$JOB" --json | jq -r .state',
+    )
+    .action(async (jobId, options, command) =>
+      await (await readCode()).show(jobId, options, command)
+    );
 
-/**
- * Prints a job's console. With `--follow` it streams until the job has terminated, and after a
- * dropped connection resumes from the bytes already printed.
- */
-export async function logs(
-  jobId: string,
-  options: { follow?: boolean; offset?: string },
-  command: Command,
-): Promise<void> {
-  const client = await authenticatedClient(command);
-  let offset = options.offset === undefined ? 0 : Number(options.offset);
-  let backoff = 500;
-  while (true) {
-    try {
-      const response = await client.openJobLogs(jobId, offset, options.follow === true);
-      for await (const chunk of response.body ?? []) {
-        await Deno.stdout.write(chunk);
-        offset += chunk.length;
-        backoff = 500;
-      }
-      if (options.follow !== true) return;
-      const job = await client.getJob(jobId);
-      if (job.state === "terminated") return;
-    } catch (error) {
-      const transient = !(error instanceof ClientError) || error.status === 0 ||
-        error.status >= 500;
-      if (!transient || options.follow !== true) throw error;
-      note(
-        `tml: ${(error as Error).message}; resuming at byte ${offset} in ${
-          formatDuration(backoff)
-        }`,
-      );
-      await new Promise((resolve) => setTimeout(resolve, backoff));
-      backoff = Math.min(backoff * 2, 10_000);
-    }
-  }
+  job.command("list")
+    .description("list your jobs, newest first (everyone's with list_jobs)")
+    .option("--state <state>", "only jobs in this state, or active for all not yet terminated")
+    .option("--limit <n>", "how many jobs to show (default 50); with --all, the page size")
+    .option("--all", "every job, page by page")
+    .option("--json", JSON_HELP)
+    .addHelpText("after", "\nExamples:\n  tml job list --state active\n  tml job list --all --json")
+    .action(async (options, command) => await (await readCode()).list(options, command));
+
+  job.command("history")
+    .description("every state and exit-status change, with times and how long each phase took")
+    .argument("<job-id>", JOB_ID)
+    .option("--json", JSON_HELP)
+    .addHelpText("after", '\nExample:\n  tml job history "$JOB"')
+    .action(async (jobId, options, command) =>
+      await (await readCode()).history(jobId, options, command)
+    );
+
+  job.command("logs")
+    .description("print a job's console output (secret values redacted)")
+    .argument("<job-id>", JOB_ID)
+    .option("-f, --follow", "keep streaming until the job has terminated; resumes after drops")
+    .option("--offset <bytes>", "start at this byte offset")
+    .addHelpText("after", '\nExamples:\n  tml job logs "$JOB"\n  tml job logs -f "$JOB"')
+    .action(async (jobId, options, command) =>
+      await (await import("./job_logs.ts")).logs(jobId, options, command)
+    );
+
+  job.command("cancel")
+    .description("cancel a job; prints its view as JSON")
+    .argument("<job-id>", JOB_ID)
+    .addHelpText("after", '\nExample:\n  tml job cancel "$JOB"')
+    .action(async (jobId, _options, command) => await (await controlCode()).cancel(jobId, command));
+
+  job.command("wait")
+    .description("wait until a job terminates; prints it as JSON, the exit code tells the outcome")
+    .argument("<job-id>", JOB_ID)
+    .option("--timeout <duration>", "give up after this long, e.g. 2h (exit code 15)")
+    .option("--no-follow-restarts", "do not follow a restarted job to the job that replaced it")
+    .addHelpText(
+      "after",
+      `
+Rides out network errors and switchboard restarts. A job re-enqueued by its restart count is
+followed to its last attempt, whose outcome decides the exit code.
+
+${exitCodeTableText()}
+
+Examples:
+  tml job wait "$JOB" --timeout 2h; echo "outcome: $?"
+  tml job wait "$JOB" | jq -r .exit_status`,
+    )
+    .action(async (jobId, options, command) =>
+      await (await controlCode()).wait(jobId, options, command)
+    );
 }
