@@ -3,3 +3,4 @@ export * from "./version.ts";
 export * from "./common.ts";
 export * from "./api.ts";
 export * from "./supervisor.ts";
+export * from "./puppet.ts";

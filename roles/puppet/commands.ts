@@ -1,91 +1,106 @@
 /** Declares `tml puppet` and `tml puppet finish|terminate`; the code loads when one runs. */
 import type { Command } from "commander";
-import { TmlError } from "../../lib/errors.ts";
+import { parseDuration } from "../../lib/duration.ts";
+import { PUPPET_FW_CFG_SECRET, PUPPET_VIRTIO_PORT_NAME } from "../../lib/protocol/puppet.ts";
+
+const DEFAULT_ROOT = "/run/tml";
+
+function rootOption(command: Command): Command {
+  return command.option(
+    "--root <dir>",
+    `the puppet's root (TML_PUPPET_ROOT, default ${DEFAULT_ROOT})`,
+  );
+}
+
+function rootOf(...candidates: Array<string | undefined>): string {
+  return candidates.find((root) => root !== undefined) ?? Deno.env.get("TML_PUPPET_ROOT") ??
+    DEFAULT_ROOT;
+}
 
 export function registerPuppetCommands(program: Command): void {
-  const puppet = program.command("puppet")
-    .description("the agent inside a job's host: job files, workload, result")
-    .option(
-      "--channel <spec>",
-      "supervisor channel: tcp:HOST:PORT, unix:PATH or file:DEVICE (TML_PUPPET_CHANNEL)",
-    )
-    .option("--secret-file <file>", "file holding the per-job secret (else TML_PUPPET_SECRET)")
-    .option("--root <dir>", "where job files go (TML_PUPPET_ROOT, default /run/tml)")
+  const puppet = rootOption(
+    program.command("puppet")
+      .description("the agent inside a job's host: job files, workload, result")
+      .option(
+        "--channel <spec>",
+        "supervisor channel: tcp:HOST:PORT, unix:PATH or file:DEVICE (TML_PUPPET_CHANNEL; " +
+          `default: the virtio-serial port "${PUPPET_VIRTIO_PORT_NAME}")`,
+      )
+      .option(
+        "--secret-file <file>",
+        `file holding the per-job secret (else TML_PUPPET_SECRET, else fw_cfg "${PUPPET_FW_CFG_SECRET}")`,
+      ),
+  )
+    .option("--ssh-user <name>", "user whose authorized_keys get the job's SSH keys", "tml")
     .option(
       "--authorized-keys <file>",
-      "where the job's SSH keys go (default ~tml/.ssh/authorized_keys)",
+      "where the job's SSH keys go (default: ~SSH_USER/.ssh/authorized_keys when running as " +
+        "root and that user exists, else ROOT/authorized_keys)",
     )
-    .option("--heartbeat <ms>", "heartbeat interval in ms", "3000")
+    .option("--workdir <dir>", "the workload's working directory (default ROOT/work)")
+    .option("--reconnect-timeout <duration>", "how long to try to reach the supervisor", "5m")
+    .option("--stop-grace <duration>", "time the workload gets between SIGTERM and SIGKILL", "5s")
     .addHelpText(
       "after",
       `
+The puppet writes ROOT/job-id and ROOT/parameters/<name> (secret parameters mode 0600), reports
+ready, runs the job's workload with /bin/sh -c (environment: TML_JOB_ID, TML_PARAMETERS_DIR,
+TML_PUPPET_ROOT) and reports its exit code. A workload that runs by itself reports with
+\`tml puppet finish\`.
+
 Examples:
+  tml puppet                                    # in a VM: channel and secret found by itself
   tml puppet --channel tcp:10.0.2.2:7200 --secret-file /run/tml-secret
   tml puppet finish --success --message "all 42 tests passed"
   tml puppet terminate`,
     )
     .action(async (options) => {
-      const channel = options.channel ?? Deno.env.get("TML_PUPPET_CHANNEL");
-      if (channel === undefined) {
-        throw new TmlError(
-          "missing_channel",
-          "Missing --channel: give tcp:HOST:PORT, unix:PATH or file:DEVICE",
-          { status: 400, field: "channel" },
-        );
-      }
-      const secret = options.secretFile !== undefined
-        ? (await Deno.readTextFile(options.secretFile)).trim()
-        : Deno.env.get("TML_PUPPET_SECRET");
-      if (secret === undefined || secret === "") {
-        throw new TmlError(
-          "missing_secret",
-          "Missing per-job secret: give --secret-file or TML_PUPPET_SECRET",
-          { status: 400, field: "secret-file" },
-        );
-      }
-      const { runPuppet } = await import("./puppet.ts");
-      await runPuppet({
-        channel,
-        secret,
-        root: options.root ?? Deno.env.get("TML_PUPPET_ROOT") ?? "/run/tml",
+      const { startPuppet } = await import("./start.ts");
+      await startPuppet({
+        channel: options.channel,
+        secretFile: options.secretFile,
+        root: rootOf(options.root),
+        controlSocket: options.controlSocket,
+        sshUser: options.sshUser,
         authorizedKeys: options.authorizedKeys,
-        heartbeatMs: Number(options.heartbeat),
+        workdir: options.workdir,
+        reconnectTimeoutMs: parseDuration(options.reconnectTimeout, "reconnect-timeout"),
+        stopGraceMs: parseDuration(options.stopGrace, "stop-grace"),
       });
     });
 
-  // `--root` exists on `puppet` too, and commander gives an option to the parent wherever it
-  // appears, so a subcommand looks at both.
-  const rootOf = (options: { root?: string }) =>
-    options.root ?? puppet.opts().root ?? Deno.env.get("TML_PUPPET_ROOT") ?? "/run/tml";
-
-  puppet.command("finish")
+  // commander hands `--root` and `--control-socket` to the parent command wherever they appear,
+  // so a subcommand looks at both.
+  const socketOf = (options: { root?: string; controlSocket?: string }) =>
+    import("./start.ts").then(({ controlSocketOf }) =>
+      controlSocketOf(
+        rootOf(options.root, puppet.opts().root),
+        options.controlSocket ?? puppet.opts().controlSocket,
+      )
+    );
+  rootOption(puppet.command("finish"))
     .description("report the workload's result (for workloads the puppet did not start)")
     .option("--success", "the workload succeeded")
     .option("--error", "the workload failed")
     .option("--unknown", "the workload ended without success or failure")
     .option("--message <text>", "information for the user")
-    .option("--root <dir>", "the puppet's root (TML_PUPPET_ROOT, default /run/tml)")
-    .addHelpText("after", '\nExample:\n  tml puppet finish --error --message "flashing failed"')
+    .addHelpText(
+      "after",
+      `
+Examples:
+  tml puppet finish --success
+  tml puppet finish --error --message "flashing failed"`,
+    )
     .action(async (options) => {
-      const chosen = (["success", "error", "unknown"] as const).filter((o) => options[o] === true);
-      if (chosen.length !== 1) {
-        throw new TmlError("invalid_outcome", "Give exactly one of --success, --error, --unknown", {
-          status: 400,
-        });
-      }
-      const { sendToPuppet } = await import("./control_socket.ts");
-      await sendToPuppet(rootOf(options), {
-        type: "workload_finished",
-        outcome: chosen[0],
-        message: options.message,
-      });
+      const { finishCommand } = await import("./start.ts");
+      await finishCommand(await socketOf(options), options);
     });
 
-  puppet.command("terminate")
+  rootOption(puppet.command("terminate"))
     .description("end the job now")
-    .option("--root <dir>", "the puppet's root (TML_PUPPET_ROOT, default /run/tml)")
+    .addHelpText("after", "\nExample:\n  tml puppet terminate")
     .action(async (options) => {
       const { sendToPuppet } = await import("./control_socket.ts");
-      await sendToPuppet(rootOf(options), { type: "terminate_request" });
+      await sendToPuppet(await socketOf(options), { type: "terminate_request" });
     });
 }

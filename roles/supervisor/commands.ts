@@ -1,7 +1,11 @@
-/** Declares `tml supervisor local` (and, as drivers land, `qemu` and `netboot`). */
+/**
+ * Declares the supervisor agents: `tml supervisor local` now; `qemu` and `netboot` register
+ * beside it with their own driver (see `addDriverCommand`). The code loads when one runs.
+ */
 import type { Command } from "commander";
 import { envVarName } from "../../lib/config.ts";
 
+/** The flags every supervisor takes; each names its environment variable. */
 function supervisorOptions(command: Command): Command {
   return command
     .option("--config <file>", "TOML config file (TML_CONFIG)", Deno.env.get("TML_CONFIG"))
@@ -13,7 +17,22 @@ function supervisorOptions(command: Command): Command {
     )
     .option("--tags <tags>", `comma-separated tags to advertise (${envVarName("tags")})`)
     .option("--image-store <url>", `image store URL (${envVarName("image_store")})`)
-    .option("--state-dir <dir>", `job directories and caches (${envVarName("state_dir")})`);
+    .option(
+      "--state-dir <dir>",
+      `job directories and caches (${envVarName("state_dir")}, default .tml-data/supervisor-ID)`,
+    )
+    .option(
+      "--heartbeat-interval <duration>",
+      `puppet heartbeat interval; 3 missed = hung host (${envVarName("heartbeat_interval")}, 2s)`,
+    )
+    .option(
+      "--ready-timeout <duration>",
+      `time a host has to become ready (${envVarName("ready_timeout")}, default 2m)`,
+    )
+    .option(
+      "--stop-grace <duration>",
+      `time a workload gets between SIGTERM and SIGKILL (${envVarName("stop_grace")}, 5s)`,
+    );
 }
 
 function flagsOf(options: Record<string, unknown>): Record<string, unknown> {
@@ -24,6 +43,9 @@ function flagsOf(options: Record<string, unknown>): Record<string, unknown> {
     tags: options.tags,
     image_store: options.imageStore,
     state_dir: options.stateDir,
+    heartbeat_interval: options.heartbeatInterval,
+    ready_timeout: options.readyTimeout,
+    stop_grace: options.stopGrace,
   };
 }
 
@@ -33,19 +55,32 @@ export function registerSupervisorRoleCommands(supervisor: Command): void {
     .addHelpText(
       "after",
       `
-The local supervisor runs each job's puppet as a child process in a scratch directory, on this
-machine, as this user: a workload can read and change anything this user can. Use it to develop
-workloads and tml itself, never for untrusted jobs.
+The local supervisor runs each job's puppet (\`tml puppet\`) as a child process in a scratch
+directory under the state directory, on this machine, as this user: the workload can read and
+change anything this user can. There is NO isolation. Use it to develop workloads and tml
+itself, never for jobs you do not trust. It speaks the same protocols as the QEMU supervisor.
 
-Example:
-  tml supervisor local --switchboard http://127.0.0.1:7100 --id 3f0c… --token-file sup.token --tags board:dev`,
+Examples:
+  tml supervisor local --switchboard http://127.0.0.1:7100 \\
+    --id 3f0c2a9e-5b1d-4c8e-9f27-0d6a1b2c3d4e --token-file sup.token --tags board:dev
+  TML_SWITCHBOARD=http://127.0.0.1:7100 TML_ID=3f0c… TML_TOKEN_FILE=sup.token tml supervisor local`,
     )
     .action(async (options) => {
+      const { loadSupervisorConfig } = await import("./config.ts");
       const { runSupervisor } = await import("./run.ts");
       const { LocalDriver } = await import("./local_driver.ts");
-      await runSupervisor("local", (config) => new LocalDriver({ stateDir: config.state_dir }), {
-        config: options.config,
-        flags: flagsOf(options),
-      });
+      const { createLogger } = await import("../../lib/log.ts");
+      const config = await loadSupervisorConfig({ file: options.config, flags: flagsOf(options) });
+      const log = createLogger("supervisor:local");
+      const driver = new LocalDriver({
+        stateDir: config.state_dir,
+        heartbeatIntervalMs: config.heartbeat_interval,
+        readyTimeoutMs: config.ready_timeout,
+        stopGraceMs: config.stop_grace,
+      }, log);
+      await runSupervisor(config, driver, log);
     });
+
+  // `qemu` and `netboot` go here: supervisorOptions(supervisor.command("qemu")) plus their own
+  // flags, and an action that builds their HostDriver and hands it to runSupervisor.
 }

@@ -1,6 +1,11 @@
-/** The supervisor's configuration: one zod schema, loaded in layers by `lib/config.ts`. */
+/**
+ * The supervisor's configuration: one zod schema, loaded in layers by `lib/config.ts`
+ * (defaults < TOML file < `TML_*` environment < flags). The same keys serve every host driver;
+ * a driver's own keys (QEMU's `qemu_binary`, …) extend this schema.
+ */
 import { z } from "zod";
-import { configList } from "../../lib/config.ts";
+import { ConfigError, configList, loadConfig } from "../../lib/config.ts";
+import { Duration } from "../../lib/duration.ts";
 
 export const SupervisorConfig = z.object({
   /** Base URL of the switchboard, e.g. http://switchboard:7100. */
@@ -13,7 +18,37 @@ export const SupervisorConfig = z.object({
   tags: configList().optional(),
   /** Image store to fetch job images from. */
   image_store: z.url().optional(),
-  /** Where job directories and caches live. */
-  state_dir: z.string().optional(),
+  /** Where job directories and caches live (default `.tml-data/supervisor-<id>`). */
+  state_dir: z.string().min(1).optional(),
+  /** How often the puppet sends a heartbeat; three missed in a row mean a hung host. */
+  heartbeat_interval: Duration.default(2_000),
+  /** How long a host has to report ready before the job fails to start. */
+  ready_timeout: Duration.default(120_000),
+  /** How long a workload gets between SIGTERM and SIGKILL when its job stops. */
+  stop_grace: Duration.default(5_000),
 });
 export type SupervisorConfig = z.infer<typeof SupervisorConfig>;
+
+/** The loaded configuration, with the token read and the state directory decided. */
+export type ResolvedSupervisorConfig = SupervisorConfig & { state_dir: string; token: string };
+
+export async function loadSupervisorConfig(
+  sources: { file?: string; flags: Record<string, unknown>; env?: Record<string, string> },
+): Promise<ResolvedSupervisorConfig> {
+  const config = await loadConfig(SupervisorConfig, sources);
+  let token: string;
+  try {
+    token = (await Deno.readTextFile(config.token_file)).trim();
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot read token_file "${config.token_file}": ${(error as Error).message}`,
+      { field: "token_file", cause: error },
+    );
+  }
+  if (token === "") {
+    throw new ConfigError(`Invalid token_file "${config.token_file}": it is empty`, {
+      field: "token_file",
+    });
+  }
+  return { ...config, state_dir: config.state_dir ?? `.tml-data/supervisor-${config.id}`, token };
+}

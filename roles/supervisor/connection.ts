@@ -1,13 +1,20 @@
 /**
- * The supervisor's websocket to the switchboard: connects with its bearer token, says hello
- * listing the jobs it holds (also after every reconnect), answers commands with acks, keeps
- * the connection alive, and reconnects with capped exponential backoff. Job updates wait in an
- * outbox until the switchboard acknowledges them, so none is lost across a reconnect, and they
- * are resent in order.
+ * The supervisor's websocket to the switchboard (`lib/protocol/supervisor.ts`): connects with
+ * its bearer token, says hello listing the jobs it holds (also after every reconnect), answers
+ * commands with acks, keeps the connection alive, and reconnects with capped exponential
+ * backoff and jitter. A refusal (a protocol version the switchboard does not speak, a token of
+ * another supervisor) is fatal: retrying would not change it.
+ *
+ * Job updates and console chunks wait in an outbox until the switchboard acknowledges them, and
+ * are resent in order after a reconnect, so none is lost. The hello after a reconnect names a
+ * job whose updates are still unacknowledged in the state the switchboard last acknowledged,
+ * not the supervisor's newer one: the switchboard must not see `terminated` in a hello before
+ * the update that carries the exit status.
  */
+import { Buffer } from "node:buffer";
+import { TmlError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { formatZodError } from "../../lib/zod_issues.ts";
-import { Buffer } from "node:buffer";
 import {
   type ConsoleOutput,
   type HeldJob,
@@ -18,15 +25,35 @@ import {
   type SupervisorMessage,
   SwitchboardMessage,
 } from "../../lib/protocol/supervisor.ts";
-import { PROTOCOL_VERSION } from "../../lib/protocol/version.ts";
+import { MIN_PEER_PROTOCOL_VERSION, PROTOCOL_VERSION } from "../../lib/protocol/version.ts";
 import { TML_VERSION } from "../../lib/version.ts";
-import { TmlError } from "../../lib/errors.ts";
 
 export interface ConnectionHandlers {
   heldJobs(): HeldJob[];
-  startJob(job: JobSpec): Promise<{ ok: true } | { ok: false; message: string }>;
+  startJob(job: JobSpec): { ok: true } | { ok: false; message: string };
   stopJob(jobId: string, reason: StopReason): Promise<void>;
 }
+
+/** Clock and timers, injectable so tests of backoff and keepalive run in milliseconds. */
+export interface Timers {
+  now(): number;
+  random(): number;
+  setTimeout(callback: () => void, ms: number): TimerId;
+  clearTimeout(id: TimerId | undefined): void;
+  setInterval(callback: () => void, ms: number): TimerId;
+  clearInterval(id: TimerId | undefined): void;
+}
+
+export type TimerId = ReturnType<typeof setTimeout>;
+
+const SYSTEM_TIMERS: Timers = {
+  now: () => Date.now(),
+  random: () => Math.random(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (id) => clearTimeout(id),
+  setInterval: (callback, ms) => setInterval(callback, ms),
+  clearInterval: (id) => clearInterval(id),
+};
 
 export interface ConnectionOptions {
   switchboardUrl: string;
@@ -35,30 +62,54 @@ export interface ConnectionOptions {
   tags?: string[];
   driver: string;
   log: Logger;
-  /** Backoff bounds for reconnecting, in ms. */
+  /** Reconnect backoff bounds (default 500 ms to 15 s), each delay jittered by ±50%. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  timers?: Timers;
 }
 
-type Report = Omit<JobUpdate, "type" | "msg_id">;
-/** A message waiting for its acknowledgement; it gets a fresh msg_id each time it is sent. */
+export class RefusedError extends TmlError {
+  constructor(message: string) {
+    super("supervisor_refused", message, { status: 403 });
+  }
+}
+
+export type Report = Omit<JobUpdate, "type" | "msg_id">;
 type OutboxEntry = {
   message: Omit<JobUpdate, "msg_id"> | Omit<ConsoleOutput, "msg_id">;
+  /** The msg_id it was last sent with on the current connection; unset until sent. */
   msgId?: number;
 };
 
+/** Consoles arrived in protocol version 2; an older switchboard does not take them. */
+const CONSOLE_SINCE_VERSION = 2;
+/** Keepalive intervals of silence after which the connection counts as dead. */
+const SILENT_INTERVALS = 3;
+
 export class SwitchboardConnection {
+  readonly #timers: Timers;
   #outbox: OutboxEntry[] = [];
+  /** The last state the switchboard acknowledged per job, for the hello. */
+  #acked = new Map<string, HeldJob>();
   #nextMsgId = 1;
   #socket?: WebSocket;
   #welcomed = false;
+  #peerVersion = PROTOCOL_VERSION;
   #stopped = false;
   #fatal?: Error;
+  #wake?: () => void;
 
   constructor(
     private readonly options: ConnectionOptions,
     private readonly handlers: ConnectionHandlers,
-  ) {}
+  ) {
+    this.#timers = options.timers ?? SYSTEM_TIMERS;
+  }
+
+  /** Messages waiting for an acknowledgement. */
+  get pending(): number {
+    return this.#outbox.length;
+  }
 
   /** Queues a job update; it is sent now if connected, else after the next hello. */
   report(report: Report): void {
@@ -80,22 +131,25 @@ export class SwitchboardConnection {
     }
   }
 
-  #enqueue(entry: OutboxEntry): void {
-    this.#outbox.push(entry);
-    if (this.#welcomed) this.#sendReport(entry);
-  }
-
-  /** Runs until `close()`, or rejects when the switchboard refuses this supervisor. */
+  /** Runs until `close()`; rejects with a RefusedError when the switchboard refuses. */
   async run(): Promise<void> {
-    let backoff = this.options.minBackoffMs ?? 500;
+    const minBackoff = this.options.minBackoffMs ?? 500;
+    let backoff = minBackoff;
     while (!this.#stopped) {
-      const welcomedAt = await this.#connectOnce();
+      const welcomed = await this.#connectOnce();
       if (this.#fatal !== undefined) throw this.#fatal;
       if (this.#stopped) return;
-      if (welcomedAt !== undefined) backoff = this.options.minBackoffMs ?? 500;
-      const delay = backoff * (0.5 + Math.random());
-      this.options.log.info("reconnecting to the switchboard", { in_ms: Math.round(delay) });
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (welcomed) backoff = minBackoff;
+      const delay = Math.round(backoff * (0.5 + this.#timers.random()));
+      this.options.log.info("reconnecting to the switchboard", { in_ms: delay });
+      await new Promise<void>((resolve) => {
+        const timer = this.#timers.setTimeout(resolve, delay);
+        this.#wake = () => {
+          this.#timers.clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
       backoff = Math.min(backoff * 2, this.options.maxBackoffMs ?? 15_000);
     }
   }
@@ -103,19 +157,50 @@ export class SwitchboardConnection {
   close(): void {
     this.#stopped = true;
     this.#socket?.close();
+    this.#wake?.();
   }
 
-  /** One connection's life; resolves when it ends, with the time it was welcomed (if it was). */
-  #connectOnce(): Promise<number | undefined> {
+  #enqueue(entry: OutboxEntry): void {
+    this.#outbox.push(entry);
+    if (this.#welcomed) this.#send(entry);
+  }
+
+  /** Jobs for the hello: those the runner holds, and those with unacknowledged updates. */
+  #heldJobs(): HeldJob[] {
+    const held = new Map(this.handlers.heldJobs().map((job) => [job.job_id, job]));
+    for (const { message } of this.#outbox) {
+      if (message.type !== "job_update") continue;
+      held.set(
+        message.job_id,
+        this.#acked.get(message.job_id) ??
+          { job_id: message.job_id, state: "initializing", sub_state: null },
+      );
+    }
+    return [...held.values()];
+  }
+
+  /** One connection's life; resolves when it ends, saying whether it was welcomed. */
+  #connectOnce(): Promise<boolean> {
     const url = this.options.switchboardUrl.replace(/^http/, "ws").replace(/\/+$/, "") +
       "/api/v1/supervisors/connect";
+    const timers = this.#timers;
     return new Promise((resolve) => {
-      let welcomedAt: number | undefined;
-      let lastHeard = Date.now();
-      let keepalive: ReturnType<typeof setInterval> | undefined;
-      const socket = new WebSocket(url, {
-        headers: { authorization: `Bearer ${this.options.token}` },
-      });
+      let welcomed = false;
+      let lastHeard = timers.now();
+      let keepalive: TimerId | undefined;
+      let socket: WebSocket;
+      try {
+        socket = new WebSocket(url, {
+          headers: { authorization: `Bearer ${this.options.token}` },
+        });
+      } catch (error) {
+        this.#fatal = new TmlError(
+          "invalid_config",
+          `Cannot connect to the switchboard at "${url}": ${(error as Error).message}`,
+          { status: 400, field: "switchboard" },
+        );
+        return resolve(false);
+      }
       this.#socket = socket;
       const send = (message: SupervisorMessage) => {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
@@ -128,89 +213,83 @@ export class SwitchboardConnection {
           supervisor_id: this.options.supervisorId,
           driver: this.options.driver,
           tags: this.options.tags,
-          jobs: this.handlers.heldJobs(),
+          jobs: this.#heldJobs(),
         });
       };
-      socket.onerror = () => {};
+      socket.onerror = (event) => {
+        if (!welcomed) {
+          this.options.log.warn("cannot connect to the switchboard", {
+            url: this.options.switchboardUrl,
+            error: (event as ErrorEvent).message,
+          });
+        }
+      };
       socket.onclose = () => {
-        clearInterval(keepalive);
-        this.#welcomed = false;
-        for (const entry of this.#outbox) entry.msgId = undefined;
-        if (welcomedAt !== undefined) this.options.log.warn("disconnected from the switchboard");
-        resolve(welcomedAt);
+        timers.clearInterval(keepalive);
+        if (this.#socket === socket) {
+          this.#welcomed = false;
+          for (const entry of this.#outbox) entry.msgId = undefined;
+        }
+        if (welcomed) this.options.log.warn("disconnected from the switchboard");
+        resolve(welcomed);
       };
       socket.onmessage = (event) => {
-        lastHeard = Date.now();
-        let parsed;
-        try {
-          parsed = SwitchboardMessage.safeParse(JSON.parse(String(event.data)));
-        } catch {
-          this.options.log.warn("ignoring a message that is not JSON");
-          return;
-        }
-        if (!parsed.success) {
-          this.options.log.warn("ignoring an invalid message", {
-            detail: formatZodError(parsed.error, "switchboard message").split("\n")[0],
-          });
-          return;
-        }
-        const message = parsed.data;
+        lastHeard = timers.now();
+        const message = this.#parse(event.data);
+        if (message === undefined) return;
         switch (message.type) {
-          case "welcome":
-            welcomedAt = Date.now();
+          case "welcome": {
+            if (message.protocol_version < MIN_PEER_PROTOCOL_VERSION) {
+              this.#refuse(
+                socket,
+                `the switchboard speaks protocol version ${message.protocol_version}, this ` +
+                  `supervisor needs at least ${MIN_PEER_PROTOCOL_VERSION}; upgrade the switchboard`,
+              );
+              return;
+            }
+            welcomed = true;
             this.#welcomed = true;
+            this.#peerVersion = message.protocol_version;
             this.options.log.info("connected to the switchboard", {
               url: this.options.switchboardUrl,
             });
-            keepalive = setInterval(() => {
-              if (Date.now() - lastHeard > 3 * message.keepalive_interval_ms) {
-                this.options.log.warn("switchboard silent for three keepalive intervals");
+            const interval = message.keepalive_interval_ms;
+            keepalive = timers.setInterval(() => {
+              if (timers.now() - lastHeard > SILENT_INTERVALS * interval) {
+                this.options.log.warn("the switchboard is silent, reconnecting");
                 socket.close();
                 return;
               }
-              send({ type: "ping", nonce: Date.now() });
-            }, message.keepalive_interval_ms);
-            for (const entry of this.#outbox) this.#sendReport(entry);
+              send({ type: "ping", nonce: timers.now() });
+            }, interval);
+            for (const entry of [...this.#outbox]) this.#send(entry);
             return;
+          }
           case "refused":
-            this.#fatal = new TmlError(
-              "refused",
-              `The switchboard refused this supervisor: ${message.message}`,
-            );
-            this.#stopped = true;
+            this.#refuse(socket, message.message);
             return;
           case "ping":
             send({ type: "pong", nonce: message.nonce });
             return;
           case "pong":
             return;
-          case "ack": {
-            const index = this.#outbox.findIndex((entry) => entry.msgId === message.msg_id);
-            if (index >= 0) {
-              if (!message.ok) {
-                this.options.log.warn("the switchboard rejected a message", {
-                  job_id: this.#outbox[index].message.job_id,
-                  error: message.error?.message,
-                });
-              }
-              this.#outbox.splice(index, 1);
-            }
+          case "ack":
+            this.#acknowledged(message.msg_id, message.ok, message.error?.message);
             return;
-          }
-          case "start_job":
-            void this.handlers.startJob(message.job).then((answer) =>
-              send(
-                answer.ok ? { type: "ack", msg_id: message.msg_id, ok: true } : {
-                  type: "ack",
-                  msg_id: message.msg_id,
-                  ok: false,
-                  error: { code: "busy", message: answer.message },
-                },
-              )
+          case "start_job": {
+            const answer = this.handlers.startJob(message.job);
+            send(
+              answer.ok ? { type: "ack", msg_id: message.msg_id, ok: true } : {
+                type: "ack",
+                msg_id: message.msg_id,
+                ok: false,
+                error: { code: "busy", message: answer.message },
+              },
             );
             return;
+          }
           case "stop_job":
-            // Acknowledge receipt at once; the outcome arrives as job updates.
+            // Acknowledged at once; what really happens arrives as job updates.
             send({ type: "ack", msg_id: message.msg_id, ok: true });
             void this.handlers.stopJob(message.job_id, message.reason);
             return;
@@ -219,7 +298,60 @@ export class SwitchboardConnection {
     });
   }
 
-  #sendReport(entry: OutboxEntry): void {
+  /** Validates a message; garbage is logged (never its content) and ignored. */
+  #parse(data: unknown): SwitchboardMessage | undefined {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(String(data));
+    } catch {
+      this.options.log.warn("ignoring a switchboard message that is not JSON");
+      return undefined;
+    }
+    const parsed = SwitchboardMessage.safeParse(raw);
+    if (parsed.success) return parsed.data;
+    this.options.log.warn("ignoring an invalid switchboard message", {
+      detail: formatZodError(parsed.error, "switchboard message").split("\n")[0],
+    });
+    return undefined;
+  }
+
+  #refuse(socket: WebSocket, reason: string): void {
+    this.#fatal = new RefusedError(`The switchboard refused this supervisor: ${reason}`);
+    this.#stopped = true;
+    socket.close();
+  }
+
+  #acknowledged(msgId: number, ok: boolean, error: string | undefined): void {
+    const index = this.#outbox.findIndex((entry) => entry.msgId === msgId);
+    if (index < 0) return;
+    const [{ message }] = this.#outbox.splice(index, 1);
+    if (!ok) {
+      // Retrying the same message would be refused again: log it and move on.
+      this.options.log.warn("the switchboard rejected a message", {
+        type: message.type,
+        job_id: message.job_id,
+        error,
+      });
+    }
+    if (message.type !== "job_update" || message.state === undefined) return;
+    if (message.state === "terminated") {
+      this.#acked.delete(message.job_id);
+    } else if (ok) {
+      this.#acked.set(message.job_id, {
+        job_id: message.job_id,
+        state: message.state,
+        sub_state: message.sub_state ?? this.#acked.get(message.job_id)?.sub_state ?? null,
+      });
+    }
+  }
+
+  #send(entry: OutboxEntry): void {
+    if (
+      entry.message.type === "console_output" && this.#peerVersion < CONSOLE_SINCE_VERSION
+    ) {
+      this.#outbox.splice(this.#outbox.indexOf(entry), 1);
+      return;
+    }
     entry.msgId = this.#nextMsgId++;
     if (this.#socket?.readyState === WebSocket.OPEN) {
       this.#socket.send(JSON.stringify({ ...entry.message, msg_id: entry.msgId }));

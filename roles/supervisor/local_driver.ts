@@ -1,145 +1,265 @@
 /**
- * The local host driver (`tml supervisor local`): runs each job's puppet as a child process in
- * a scratch directory instead of booting a host. It speaks the same puppet channel as VMs (TCP
- * on 127.0.0.1) with a per-job secret passed in a 0600 file. There is NO isolation: the
- * workload runs as the supervisor's user on the supervisor's machine. It exists for developing
- * workloads and tml itself.
+ * The local host driver (`tml supervisor local`): instead of booting a host, it runs the job's
+ * real `tml puppet` as a child process in a scratch directory, over the same puppet channel as
+ * VMs (TCP on 127.0.0.1), with the per-job secret in a file only this user can read.
+ *
+ * There is NO isolation: the workload runs as the supervisor's user on the supervisor's
+ * machine and can read and change anything that user can. It exists to develop workloads and
+ * tml itself.
+ *
+ *   <state_dir>/jobs/<job id>/     mode 0700, removed when the job ends
+ *     secret                       the per-job secret, mode 0600
+ *     puppet.log                   the puppet's own log (for a start failure's message)
+ *     run-tml/                     the puppet's root: job-id, parameters/, work/
+ *
+ * Every process of a job carries the job directory in its environment
+ * (`process_marks.ts`), so stopping a job, or cleaning up after a kill -9 of the supervisor,
+ * ends all of them, the workload's background children included.
  */
-import { createLogger } from "../../lib/log.ts";
+import { createLogger, type Logger } from "../../lib/log.ts";
 import type { JobSpec } from "../../lib/protocol/supervisor.ts";
 import {
   type HostDriver,
   type HostEvents,
   HostStartError,
+  type Leftover,
   type RunningHost,
 } from "./host_driver.ts";
-import { PuppetChannel } from "./puppet_channel.ts";
+import { findMarkedProcesses, HOST_MARK_VARIABLE, killProcesses } from "./process_marks.ts";
+import { generatePuppetSecret, PuppetChannel } from "./puppet_channel.ts";
 
 const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
 
 export interface LocalDriverOptions {
   stateDir: string;
-  heartbeatTimeoutMs?: number;
+  /** How long the puppet has to report ready (default 60 s). */
+  readyTimeoutMs?: number;
+  /** The puppet's heartbeat interval (default 2 s); three missed mean a hung host. */
+  heartbeatIntervalMs?: number;
+  /** How long the workload gets between SIGTERM and SIGKILL when the job stops (default 5 s). */
+  stopGraceMs?: number;
 }
 
 export class LocalDriver implements HostDriver {
   readonly name = "local";
-  readonly #log = createLogger("supervisor:local");
+  readonly #log: Logger;
+  /** Job directories of the hosts this driver runs now; anything else under jobs/ is left over. */
+  readonly #active = new Set<string>();
 
-  constructor(private readonly options: LocalDriverOptions) {}
-
-  async start(job: JobSpec, events: HostEvents, signal: AbortSignal): Promise<RunningHost> {
-    events.subState("allocating", "creating a scratch directory");
-    const scratch = `${this.options.stateDir}/jobs/${job.job_id}`;
-    await Deno.remove(scratch, { recursive: true }).catch(() => {});
-    await Deno.mkdir(scratch, { recursive: true, mode: 0o700 });
-    const secret = crypto.randomUUID() + crypto.randomUUID();
-    await Deno.writeTextFile(`${scratch}/secret`, secret, { mode: 0o600 });
-
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
-    const channel = new PuppetChannel(
-      secret,
-      {
-        job_id: job.job_id,
-        parameters: job.parameters,
-        ssh_keys: job.ssh_keys,
-        workload: job.workload,
-      },
-      events,
-      this.#log,
-      this.options.heartbeatTimeoutMs ?? 15_000,
-    );
-    (async () => {
-      for await (const connection of listener) void channel.serve(connection);
-    })().catch(() => {});
-
-    events.subState("booting", "starting the puppet");
-    let child: Deno.ChildProcess;
-    try {
-      child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          MAIN_TS,
-          "puppet",
-          "--channel",
-          `tcp:127.0.0.1:${port}`,
-          "--secret-file",
-          `${scratch}/secret`,
-          "--root",
-          `${scratch}/run-tml`,
-        ],
-        cwd: scratch,
-        env: { TML_LOG_LEVEL: Deno.env.get("TML_LOG_LEVEL") ?? "info" },
-        stdin: "null",
-        stdout: "inherit",
-        stderr: "inherit",
-      }).spawn();
-    } catch (error) {
-      listener.close();
-      await Deno.remove(scratch, { recursive: true }).catch(() => {});
-      throw new HostStartError(`Cannot start the puppet: ${(error as Error).message}`, error);
-    }
-    await Deno.writeTextFile(`${scratch}/puppet.pid`, String(child.pid));
-
-    let stopping = false;
-    child.status.then((status) => {
-      if (!stopping) events.failed(`the puppet exited on its own with code ${status.code}`);
-    });
-    const stop = async () => {
-      if (stopping) return;
-      stopping = true;
-      await channel.shutdown();
-      const exited = await Promise.race([
-        child.status.then(() => true),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
-      ]);
-      if (!exited) {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // Already gone.
-        }
-        await child.status;
-      }
-      listener.close();
-      await Deno.remove(scratch, { recursive: true }).catch(() => {});
-    };
-    signal.addEventListener("abort", () => void stop());
-    return { stop };
+  constructor(private readonly options: LocalDriverOptions, log?: Logger) {
+    this.#log = log ?? createLogger("supervisor:local");
   }
 
-  async cleanupLeftovers(): Promise<void> {
-    const jobsDir = `${this.options.stateDir}/jobs`;
-    let entries: Deno.DirEntry[] = [];
+  get #jobsDir(): string {
+    return `${this.options.stateDir}/jobs`;
+  }
+
+  async start(job: JobSpec, events: HostEvents, signal: AbortSignal): Promise<RunningHost> {
+    const dir = `${this.#jobsDir}/${job.job_id}`;
+    this.#active.add(dir);
+    const host = new LocalHost(job, dir, events, this.options, this.#log);
     try {
-      entries = [...Deno.readDirSync(jobsDir)];
-    } catch {
-      return;
+      await host.launch(signal);
+    } catch (error) {
+      await host.stop("start failed");
+      this.#active.delete(dir);
+      throw error instanceof HostStartError
+        ? error
+        : new HostStartError(`Cannot start a local host: ${(error as Error).message}`, error);
     }
-    for (const entry of entries) {
-      const dir = `${jobsDir}/${entry.name}`;
-      const pid = Number(await Deno.readTextFile(`${dir}/puppet.pid`).catch(() => "NaN"));
-      if (Number.isInteger(pid) && pid > 1 && await isOurPuppet(pid, dir)) {
-        try {
-          Deno.kill(pid, "SIGKILL");
-        } catch {
-          // Already gone.
-        }
+    return {
+      stop: async (reason) => {
+        await host.stop(reason);
+        this.#active.delete(dir);
+      },
+    };
+  }
+
+  async listLeftovers(): Promise<Leftover[]> {
+    const leftovers: Leftover[] = [];
+    const jobsDir = this.#jobsDir;
+    const stale = (dir: string) => dir.startsWith(`${jobsDir}/`) && !this.#active.has(dir);
+    for (const process of await findMarkedProcesses(stale)) {
+      leftovers.push({
+        job_id: process.mark.slice(jobsDir.length + 1),
+        description: `process ${process.pid}`,
+      });
+    }
+    try {
+      for await (const entry of Deno.readDir(jobsDir)) {
+        if (!stale(`${jobsDir}/${entry.name}`)) continue;
+        leftovers.push({ job_id: entry.name, description: `directory ${jobsDir}/${entry.name}` });
       }
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-      this.#log.info("removed a leftover job directory", { dir });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
+    return leftovers;
+  }
+
+  async cleanupLeftovers(): Promise<Leftover[]> {
+    const leftovers = await this.listLeftovers();
+    const jobsDir = this.#jobsDir;
+    const processes = await findMarkedProcesses((dir) =>
+      dir.startsWith(`${jobsDir}/`) && !this.#active.has(dir)
+    );
+    await killProcesses(processes.map((process) => process.pid));
+    for (const leftover of leftovers) {
+      if (leftover.description.startsWith("directory ")) {
+        await Deno.remove(leftover.description.slice("directory ".length), { recursive: true })
+          .catch(() => {});
+      }
+      this.#log.info("removed a leftover", { job_id: leftover.job_id, what: leftover.description });
+    }
+    return leftovers;
   }
 }
 
-/** Whether `pid` is still the puppet of `dir` (not an unrelated process that reused the pid). */
-async function isOurPuppet(pid: number, dir: string): Promise<boolean> {
-  try {
-    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-    return cmdline.includes("puppet") && cmdline.includes(dir);
-  } catch {
-    return false;
+/** One job's local host: its directory, its channel listener and its puppet process. */
+class LocalHost {
+  #listener?: Deno.TcpListener;
+  #channel?: PuppetChannel;
+  #puppet?: Deno.ChildProcess;
+  #readyTimer?: ReturnType<typeof setTimeout>;
+  #stopping?: Promise<void>;
+  #echo: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly job: JobSpec,
+    private readonly dir: string,
+    private readonly events: HostEvents,
+    private readonly options: LocalDriverOptions,
+    private readonly log: Logger,
+  ) {}
+
+  async launch(signal: AbortSignal): Promise<void> {
+    const aborted = () => {
+      if (signal.aborted) {
+        throw new HostStartError("Cannot start a local host: the job was stopped");
+      }
+    };
+    this.events.progress("allocating", "creating the job directory");
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const secret = generatePuppetSecret();
+    await Deno.writeTextFile(`${this.dir}/secret`, secret, { mode: 0o600 });
+    aborted();
+
+    const ready = () => {
+      clearTimeout(this.#readyTimer);
+      this.events.ready();
+    };
+    // A developer watching `tml supervisor local` sees the workload's output as it comes.
+    const output = (bytes: Uint8Array) => {
+      this.events.output(bytes);
+      this.#echo = this.#echo.then(async () => {
+        for (let at = 0; at < bytes.length;) at += await Deno.stdout.write(bytes.subarray(at));
+      }).catch(() => {});
+    };
+    const channel = new PuppetChannel({
+      secret,
+      job: {
+        job_id: this.job.job_id,
+        parameters: this.job.parameters,
+        ssh_keys: this.job.ssh_keys,
+        workload: this.job.workload,
+      },
+      events: { ...this.events, ready, output },
+      log: this.log,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+    });
+    this.#channel = channel;
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#listener = listener;
+    (async () => {
+      for await (const connection of listener) void channel.serve(connection);
+    })().catch(() => {}); // The listener closed.
+
+    this.events.progress("booting", "starting the puppet");
+    aborted();
+    const readyTimeoutMs = this.options.readyTimeoutMs ?? 60_000;
+    this.#readyTimer = setTimeout(() => {
+      channel.close();
+      this.events.hostLost({
+        kind: "unresponsive",
+        message: `the puppet did not report ready within ${readyTimeoutMs} ms`,
+      });
+    }, readyTimeoutMs);
+    // The puppet writes to a log file, not to this process's stdout: a puppet that outlives a
+    // killed supervisor must not hold the supervisor's pipes open (or die writing to them).
+    const puppet = new Deno.Command("/bin/sh", {
+      args: [
+        "-c",
+        'log="$1"; shift; exec "$@" >>"$log" 2>&1',
+        "tml-local-host",
+        `${this.dir}/puppet.log`,
+        Deno.execPath(),
+        "run",
+        "-A",
+        MAIN_TS,
+        "puppet",
+        "--channel",
+        `tcp:127.0.0.1:${listener.addr.port}`,
+        "--secret-file",
+        `${this.dir}/secret`,
+        "--root",
+        `${this.dir}/run-tml`,
+        "--stop-grace",
+        `${this.options.stopGraceMs ?? 5_000}ms`,
+      ],
+      cwd: this.dir,
+      env: { [HOST_MARK_VARIABLE]: this.dir },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      // Its own process group: a Ctrl-C meant for the supervisor does not reach the job.
+      detached: true,
+    }).spawn();
+    this.#puppet = puppet;
+    void puppet.status.then((status) => {
+      if (this.#stopping !== undefined) return;
+      clearTimeout(this.#readyTimer);
+      channel.close();
+      const how = status.signal !== null
+        ? `was killed by ${status.signal}`
+        : `exited with code ${status.code}`;
+      this.events.hostLost({
+        kind: status.success ? "exited" : "crashed",
+        message: `the puppet ${how}`,
+      });
+    });
+  }
+
+  /** The puppet's last log line (it never logs secret values), to say why it ended. */
+  async #lastLogLine(): Promise<string | undefined> {
+    const text = await Deno.readTextFile(`${this.dir}/puppet.log`).catch(() => "");
+    const line = text.trimEnd().split("\n").at(-1)?.replace(/^\S+ \w+ puppet: /, "");
+    return line === undefined || line === "" ? undefined : line.slice(0, 500);
+  }
+
+  /** Ends the job's processes and removes its directory; later calls wait for the first. */
+  stop(reason: string): Promise<void> {
+    this.#stopping ??= (async () => {
+      clearTimeout(this.#readyTimer);
+      const puppet = this.#puppet;
+      await this.#channel?.shutdown(reason);
+      if (puppet !== undefined) {
+        // The puppet stops its workload (SIGTERM, then SIGKILL after the grace) and exits.
+        const graceMs = (this.options.stopGraceMs ?? 5_000) + 5_000;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          puppet.status,
+          new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
+        ]);
+        clearTimeout(timer);
+      }
+      // Whatever is left (a stuck puppet, the workload's background children) goes now.
+      const left = await findMarkedProcesses((dir) => dir === this.dir);
+      await killProcesses(left.map((process) => process.pid));
+      await puppet?.status;
+      this.#channel?.close();
+      this.#listener?.close();
+      await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    })();
+    return this.#stopping;
   }
 }

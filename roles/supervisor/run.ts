@@ -1,66 +1,60 @@
 /**
- * Runs a supervisor: loads its config, cleans up what a previous run left behind, connects to
- * the switchboard and runs jobs on the given host driver until stopped.
+ * Runs a supervisor: cleans up what a previous run left behind, connects to the switchboard
+ * and runs jobs on the given host driver until stopped (SIGINT/SIGTERM end the current job
+ * first) or refused.
  */
-import { loadConfig } from "../../lib/config.ts";
-import { TmlError } from "../../lib/errors.ts";
-import { createLogger } from "../../lib/log.ts";
-import { SupervisorConfig } from "./config.ts";
+import type { Logger } from "../../lib/log.ts";
+import type { ResolvedSupervisorConfig } from "./config.ts";
 import { SwitchboardConnection } from "./connection.ts";
 import type { HostDriver } from "./host_driver.ts";
 import { JobRunner } from "./job_runner.ts";
 
 export async function runSupervisor(
-  kind: string,
-  makeDriver: (config: SupervisorConfig & { state_dir: string }) => HostDriver,
-  sources: { config?: string; flags: Record<string, unknown> },
+  config: ResolvedSupervisorConfig,
+  driver: HostDriver,
+  log: Logger,
 ): Promise<void> {
-  const loaded = await loadConfig(SupervisorConfig, { file: sources.config, flags: sources.flags });
-  const config = { ...loaded, state_dir: loaded.state_dir ?? `.tml-data/supervisor-${loaded.id}` };
-  const log = createLogger(`supervisor:${kind}`);
-  let token: string;
-  try {
-    token = (await Deno.readTextFile(config.token_file)).trim();
-  } catch (error) {
-    throw new TmlError(
-      "invalid_config",
-      `Cannot read token_file "${config.token_file}": ${(error as Error).message}`,
-      {
-        status: 400,
-        field: "token_file",
-      },
-    );
-  }
   await Deno.mkdir(config.state_dir, { recursive: true });
-  const driver = makeDriver(config);
-  await driver.cleanupLeftovers();
+  const leftovers = await driver.cleanupLeftovers();
+  if (leftovers.length > 0) {
+    log.info("cleaned up after a previous run", { items: leftovers.length });
+  }
 
-  // The runner reports through the connection, which is created next (closures only).
-  const runner = new JobRunner(driver, {
+  // The runner reports through the connection, which needs the runner's held jobs: closures.
+  const runner: JobRunner = new JobRunner(driver, {
     report: (update) => connection.report(update),
     console: (jobId, offset, bytes) => connection.console(jobId, offset, bytes),
   }, log);
-  const connection: SwitchboardConnection = new SwitchboardConnection({
+  const connection = new SwitchboardConnection({
     switchboardUrl: config.switchboard,
     supervisorId: config.id,
-    token,
+    token: config.token,
     tags: config.tags,
     driver: driver.name,
     log,
   }, {
     heldJobs: () => runner.heldJobs(),
-    startJob: (job) => Promise.resolve(runner.start(job)),
+    startJob: (job) => runner.start(job),
     stopJob: (jobId, reason) => runner.stop(jobId, reason),
   });
+
+  let stopping: Promise<void> | undefined;
   const shutdown = () => {
-    log.info("supervisor shutting down");
-    connection.close();
-    const held = runner.heldJobs()[0];
-    const done = held === undefined ? Promise.resolve() : runner.stop(held.job_id, "superseded");
-    done.finally(() => Deno.exit(0));
+    stopping ??= (async () => {
+      log.info("supervisor shutting down");
+      const held = runner.heldJobs()[0];
+      if (held !== undefined) await runner.stop(held.job_id, "superseded");
+      connection.close();
+    })();
   };
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
   log.info("supervisor starting", { supervisor_id: config.id, driver: driver.name });
-  await connection.run();
+  try {
+    await connection.run();
+    await stopping;
+  } finally {
+    Deno.removeSignalListener("SIGINT", shutdown);
+    Deno.removeSignalListener("SIGTERM", shutdown);
+  }
 }
