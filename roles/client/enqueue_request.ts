@@ -139,7 +139,9 @@ function fromIssue(issue: z.core.$ZodIssue): TmlError {
   const field = String(issue.path[0] ?? "");
   // `parameters.x.value: …` reads better as `--parameters: x.value: …`.
   const inner = issue.path.slice(1).map(String).join(".");
-  const message = issue.message.replace(/^Invalid input: /, "");
+  // A bad parameter name is an `invalid_key` issue whose own issues say what is wrong.
+  const cause = issue.code === "invalid_key" ? issue.issues[0] ?? issue : issue;
+  const message = cause.message.replace(/^Invalid input: /, "");
   return enqueueInputError(
     FLAG_OF_FIELD[field] ?? field,
     inner === "" ? message : `${inner}: ${message}`,

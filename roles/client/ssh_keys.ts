@@ -17,6 +17,8 @@ export interface SshKeySources {
   tmlKeyDir: string;
   /** Says on stderr why tml's own key is missing; the job is enqueued without it. */
   warn: (message: string) => void;
+  /** The key generator to run; default `ssh-keygen` from PATH. */
+  sshKeygen?: string;
 }
 
 /** The keys for a job, deduplicated, each checked to be one OpenSSH public key line. */
@@ -28,7 +30,7 @@ export async function collectSshKeys(sources: SshKeySources): Promise<string[]> 
     for (const key of sources.configured) keys.push(checked(key, "ssh_keys (config)"));
     keys.push(...await homePublicKeys(sources.home));
   }
-  const own = await ensureTmlKey(sources.tmlKeyDir, sources.warn);
+  const own = await ensureTmlKey(sources.tmlKeyDir, sources.warn, sources.sshKeygen);
   if (own !== undefined) keys.push(own);
   return [...new Set(keys)];
 }
@@ -73,6 +75,7 @@ async function homePublicKeys(home: string): Promise<string[]> {
 export async function ensureTmlKey(
   dir: string,
   warn: (message: string) => void,
+  sshKeygen = "ssh-keygen",
 ): Promise<string | undefined> {
   const path = `${dir}/id_ed25519`;
   const existing = await readPublicKey(path);
@@ -82,7 +85,7 @@ export async function ensureTmlKey(
     await Deno.mkdir(scratch, { recursive: true, mode: 0o700 });
     let result: Deno.CommandOutput;
     try {
-      result = await new Deno.Command("ssh-keygen", {
+      result = await new Deno.Command(sshKeygen, {
         args: ["-q", "-t", "ed25519", "-N", "", "-C", "tml", "-f", `${scratch}/id_ed25519`],
         stdin: "null",
         stdout: "null",
