@@ -1,13 +1,16 @@
 /**
- * The job lifecycle of `shared/spec/job-lifecycle.md` as data: the three tables (legal state
- * transitions, legal exit-status transitions, which exit status may be set in which state),
- * who may move a job into each state and who may set each status, and pure functions that
- * apply a change for an actor or say why it is ignored.
+ * The job lifecycle of `shared/spec/job-lifecycle.md` as data, and pure functions that apply a
+ * state or exit-status change for an actor or say, in a full sentence, why it is ignored. The
+ * tables below are the spec's tables; change them only together with the spec.
  *
- *   queued ──> scheduled ──> initializing <──> ready ──> terminating ──> terminated
- *     │            │              │             │                          ^
- *     └────────────┴──────────────┴─────────────┴──────────────────────────┘
- *   (states may be skipped; every job ends in `terminated`; ready -> initializing is a restart)
+ *   ┌── switchboard ──┐    ┌─────────── supervisor ───────────┐    either
+ *   queued ─> scheduled ─> initializing ─> ready ─> terminating ─> terminated
+ *                               ^            │
+ *                               └── restart ─┘
+ *
+ *   A job moves only rightwards, possibly skipping states, except `ready` -> `initializing`.
+ *   The switchboard also terminates jobs itself (a dropped job, a timeout, a queued cancel).
+ *   Exit status: unset -> a workload result (replaceable) -> a final status (frozen).
  */
 import { z } from "zod";
 
@@ -45,7 +48,7 @@ export interface JobLifecycle {
 
 export type LifecycleDecision = { ok: true; next: JobLifecycle } | { ok: false; reason: string };
 
-/** Legal state transitions: from-state -> the states it may move to (spec table 1). */
+/** Legal state transitions, row = from, list = the "Y" columns (spec: "Legal transitions"). */
 export const STATE_TRANSITIONS: Readonly<Record<ExecutionState, readonly ExecutionState[]>> = {
   queued: ["scheduled", "initializing", "ready", "terminating", "terminated"],
   scheduled: ["initializing", "ready", "terminating", "terminated"],
@@ -55,7 +58,7 @@ export const STATE_TRANSITIONS: Readonly<Record<ExecutionState, readonly Executi
   terminated: [],
 };
 
-/** Who may move a job into each state. */
+/** "who may move a job into it" (spec: "Execution state"). */
 export const STATE_ACTORS: Readonly<Record<ExecutionState, readonly Actor[]>> = {
   queued: ["switchboard"],
   scheduled: ["switchboard"],
@@ -65,26 +68,36 @@ export const STATE_ACTORS: Readonly<Record<ExecutionState, readonly Actor[]>> = 
   terminated: ["supervisor", "switchboard"],
 };
 
-const WORKLOAD_FINISHED: readonly ExitStatus[] = [
-  "workload_finished_success",
-  "workload_finished_error",
-  "workload_finished_unknown",
+/**
+ * The states that "may carry sub-states": a supervisor re-reports them with a new sub-state,
+ * so a same-state report is accepted (unchanged) here and only here. Everywhere else the
+ * spec's diagonal "-" holds and it is illegal.
+ */
+export const SUB_STATE_CARRIERS: readonly ExecutionState[] = [
+  "initializing",
+  "ready",
+  "terminating",
 ];
 
-/** What may replace a workload result: the row `workload_finished_*` of spec table 2. */
-const AFTER_WORKLOAD_RESULT: readonly ExitStatus[] = [
-  "internal_supervisor_error",
-  "supervisor_host_start_error",
-  "job_canceled",
-  ...WORKLOAD_FINISHED,
-  "supervisor_dropped_job",
-  "job_timeout",
-];
+/** "final once set?" (spec: "Exit status"). */
+export const FINAL_EXIT_STATUS: Readonly<Record<ExitStatus, boolean>> = {
+  supervisor_match_error: true,
+  queue_timeout: true,
+  internal_supervisor_error: true,
+  supervisor_host_start_error: true,
+  job_canceled: true,
+  workload_finished_success: false,
+  workload_finished_error: false,
+  workload_finished_unknown: false,
+  supervisor_dropped_job: true,
+  job_timeout: true,
+};
 
 /**
- * Legal exit-status transitions: current status -> statuses that may replace it (spec
- * table 2). A workload result may be replaced by a later workload result or by any final
- * status except `supervisor_match_error` and `queue_timeout`; final statuses never change.
+ * Legal exit-status transitions, row = current status, list = the "Y" columns. The
+ * `workload_finished_*` row also lists the other two workload results: the spec's "-" on that
+ * diagonal is about the same status, and "a workload result may be replaced by a later
+ * workload result". Setting the status a job already has is accepted unchanged.
  */
 export const EXIT_STATUS_TRANSITIONS: Readonly<Record<ExitStatus, readonly ExitStatus[]>> = {
   supervisor_match_error: [],
@@ -92,30 +105,57 @@ export const EXIT_STATUS_TRANSITIONS: Readonly<Record<ExitStatus, readonly ExitS
   internal_supervisor_error: [],
   supervisor_host_start_error: [],
   job_canceled: [],
-  workload_finished_success: AFTER_WORKLOAD_RESULT,
-  workload_finished_error: AFTER_WORKLOAD_RESULT,
-  workload_finished_unknown: AFTER_WORKLOAD_RESULT,
+  workload_finished_success: [
+    "internal_supervisor_error",
+    "supervisor_host_start_error",
+    "job_canceled",
+    "workload_finished_error",
+    "workload_finished_unknown",
+    "supervisor_dropped_job",
+    "job_timeout",
+  ],
+  workload_finished_error: [
+    "internal_supervisor_error",
+    "supervisor_host_start_error",
+    "job_canceled",
+    "workload_finished_success",
+    "workload_finished_unknown",
+    "supervisor_dropped_job",
+    "job_timeout",
+  ],
+  workload_finished_unknown: [
+    "internal_supervisor_error",
+    "supervisor_host_start_error",
+    "job_canceled",
+    "workload_finished_success",
+    "workload_finished_error",
+    "supervisor_dropped_job",
+    "job_timeout",
+  ],
   supervisor_dropped_job: [],
   job_timeout: [],
 };
 
-const DISPATCHED: readonly ExecutionState[] = ["scheduled", "initializing", "ready", "terminating"];
-
-/** The execution states in which each exit status may be set (spec table 3). */
+/** Which exit status may be set in which execution state, list = the "Y" columns. */
 export const EXIT_STATUS_STATES: Readonly<Record<ExitStatus, readonly ExecutionState[]>> = {
   supervisor_match_error: ["queued"],
   queue_timeout: ["queued"],
-  internal_supervisor_error: DISPATCHED,
-  supervisor_host_start_error: DISPATCHED,
-  job_canceled: DISPATCHED,
-  workload_finished_success: DISPATCHED,
-  workload_finished_error: DISPATCHED,
-  workload_finished_unknown: DISPATCHED,
-  supervisor_dropped_job: DISPATCHED,
-  job_timeout: DISPATCHED,
+  internal_supervisor_error: ["scheduled", "initializing", "ready", "terminating"],
+  supervisor_host_start_error: ["scheduled", "initializing", "ready", "terminating"],
+  job_canceled: ["scheduled", "initializing", "ready", "terminating"],
+  workload_finished_success: ["scheduled", "initializing", "ready", "terminating"],
+  workload_finished_error: ["scheduled", "initializing", "ready", "terminating"],
+  workload_finished_unknown: ["scheduled", "initializing", "ready", "terminating"],
+  supervisor_dropped_job: ["scheduled", "initializing", "ready", "terminating"],
+  job_timeout: ["scheduled", "initializing", "ready", "terminating"],
 };
 
-/** Who may set each exit status. */
+/**
+ * Who may set each exit status. The switchboard alone knows about matching, the queue and
+ * dropped jobs; only the host side can report a start failure or a workload result; either
+ * side may hit an internal error, record a cancel (the switchboard records a user's, a
+ * supervisor reports one it carried out) or enforce the job timeout.
+ */
 export const EXIT_STATUS_ACTORS: Readonly<Record<ExitStatus, readonly Actor[]>> = {
   supervisor_match_error: ["switchboard"],
   queue_timeout: ["switchboard"],
@@ -129,9 +169,9 @@ export const EXIT_STATUS_ACTORS: Readonly<Record<ExitStatus, readonly Actor[]>> 
   job_timeout: ["switchboard", "supervisor"],
 };
 
-/** The "final once set?" column. */
+/** The "final once set?" column: a final status wins over any later report. */
 export function isFinalExitStatus(status: ExitStatus): boolean {
-  return !WORKLOAD_FINISHED.includes(status);
+  return FINAL_EXIT_STATUS[status];
 }
 
 /** Failures of the testbed rather than of the workload: the restart policy retries these. */
@@ -141,9 +181,9 @@ export function isInfrastructureFailure(status: ExitStatus): boolean {
 }
 
 /**
- * Moves a job to `to` for `actor`. A report of the current state is accepted unchanged while
- * the host is up (`initializing`, `ready`, `terminating`): supervisors re-report a state with a
- * new sub-state. Any other diagonal cell is illegal, as the spec's table marks it.
+ * Moves a job to `to` for `actor`, or says why the move is ignored. A report of the current
+ * state is accepted unchanged for the states in `SUB_STATE_CARRIERS`; any other same-state
+ * report is illegal, as the spec's diagonal says. The exit status is untouched.
  */
 export function applyStateChange(
   current: JobLifecycle,
@@ -151,51 +191,80 @@ export function applyStateChange(
   actor: Actor,
 ): LifecycleDecision {
   const cannot = `Cannot move job from "${current.state}" to "${to}"`;
-  if (!STATE_ACTORS[to].includes(actor)) {
-    return {
-      ok: false,
-      reason: `${cannot}: only the ${STATE_ACTORS[to].join(" or ")} may move a job into "${to}"`,
-    };
-  }
-  if (current.state === to) {
-    if (to === "initializing" || to === "ready" || to === "terminating") {
-      return { ok: true, next: current };
-    }
-    return { ok: false, reason: `${cannot}: the job is already "${to}"` };
-  }
   if (current.state === "terminated") {
     return { ok: false, reason: `${cannot}: the job is terminated` };
   }
-  if (!STATE_TRANSITIONS[current.state].includes(to)) {
-    return { ok: false, reason: `${cannot}: that transition is not allowed` };
+  if (!STATE_ACTORS[to].includes(actor)) {
+    return {
+      ok: false,
+      reason: `${cannot}: only the ${or(STATE_ACTORS[to])} may move a job into "${to}"`,
+    };
+  }
+  if (current.state === to) {
+    return SUB_STATE_CARRIERS.includes(to)
+      ? { ok: true, next: current }
+      : { ok: false, reason: `${cannot}: the job is already "${to}"` };
+  }
+  const allowed = STATE_TRANSITIONS[current.state];
+  if (!allowed.includes(to)) {
+    return {
+      ok: false,
+      reason: `${cannot}: the job may only move on to ${or(allowed.map(quote))}`,
+    };
   }
   return { ok: true, next: { state: to, exitStatus: current.exitStatus } };
 }
 
-/** Sets exit status `status` for `actor`, or says why it is ignored (the old one stays). */
+/**
+ * Sets exit status `status` for `actor`, or says why it is ignored (the previous status then
+ * stays, as the spec prescribes). Checks, in order: that the job is not terminated, who may
+ * set it, the state it may be set in, and what it may replace. Setting the status the job
+ * already has is accepted unchanged.
+ */
 export function applyExitStatus(
   current: JobLifecycle,
   status: ExitStatus,
   actor: Actor,
 ): LifecycleDecision {
-  const cannot = `Cannot set exit status "${status}"`;
+  const cannot = `Cannot set exit status "${status}" on a "${current.state}" job`;
+  if (current.state === "terminated") {
+    return { ok: false, reason: `${cannot}: the exit status of a terminated job never changes` };
+  }
   if (!EXIT_STATUS_ACTORS[status].includes(actor)) {
     return {
       ok: false,
-      reason: `${cannot}: only the ${EXIT_STATUS_ACTORS[status].join(" or ")} may set it`,
+      reason: `${cannot}: only the ${or(EXIT_STATUS_ACTORS[status])} may set it`,
     };
   }
-  if (!EXIT_STATUS_STATES[status].includes(current.state)) {
-    return { ok: false, reason: `${cannot}: not allowed while the job is "${current.state}"` };
+  const states = EXIT_STATUS_STATES[status];
+  if (!states.includes(current.state)) {
+    return {
+      ok: false,
+      reason: `${cannot}: it may only be set while the job is ${or(states.map(quote))}`,
+    };
   }
   if (current.exitStatus === status) return { ok: true, next: current };
   if (
     current.exitStatus !== null && !EXIT_STATUS_TRANSITIONS[current.exitStatus].includes(status)
   ) {
+    const previous = current.exitStatus;
     return {
       ok: false,
-      reason: `${cannot}: the job already has the final status "${current.exitStatus}"`,
+      reason: isFinalExitStatus(previous)
+        ? `${cannot}: the job already has the final status "${previous}"`
+        : `${cannot}: the workload result "${previous}" may not be replaced by it`,
     };
   }
   return { ok: true, next: { state: current.state, exitStatus: status } };
+}
+
+function quote(value: string): string {
+  return `"${value}"`;
+}
+
+/** `a`, `a or b`, `a, b or c`. */
+function or(values: readonly string[]): string {
+  return values.length <= 1
+    ? values.join("")
+    : `${values.slice(0, -1).join(", ")} or ${values.at(-1)}`;
 }
