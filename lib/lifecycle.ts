@@ -226,7 +226,7 @@ export function applyExitStatus(
   status: ExitStatus,
   actor: Actor,
 ): LifecycleDecision {
-  const cannot = `Cannot set exit status "${status}" on a "${current.state}" job`;
+  const cannot = `Cannot set exit status "${status}" while the job is "${current.state}"`;
   if (current.state === "terminated") {
     return { ok: false, reason: `${cannot}: the exit status of a terminated job never changes` };
   }
@@ -240,7 +240,7 @@ export function applyExitStatus(
   if (!states.includes(current.state)) {
     return {
       ok: false,
-      reason: `${cannot}: it may only be set while the job is ${or(states.map(quote))}`,
+      reason: `${cannot}: only while it is ${or(states.map(quote))}`,
     };
   }
   if (current.exitStatus === status) return { ok: true, next: current };

@@ -197,7 +197,11 @@ Deno.test("applyExitStatus() follows every cell of the exit-status transition ta
       if (value === "Y" || value === "-") {
         assertEquals(decision, { ok: true, next: { state, exitStatus: status } }, label);
       } else {
-        assertRefused(decision, `Cannot set exit status "${status}" on a "${state}" job: `, label);
+        assertRefused(
+          decision,
+          `Cannot set exit status "${status}" while the job is "${state}": `,
+          label,
+        );
       }
       checked++;
     }
@@ -218,7 +222,7 @@ Deno.test("applyExitStatus() follows every cell of the status-in-state table, fo
         } else {
           assertRefused(
             decision,
-            `Cannot set exit status "${status}" on a "${state}" job: `,
+            `Cannot set exit status "${status}" while the job is "${state}": `,
             label,
           );
         }
@@ -234,24 +238,24 @@ Deno.test("applyExitStatus() says why a status is refused", () => {
     applyExitStatus({ state: "ready", exitStatus: null }, "queue_timeout", "supervisor"),
     {
       ok: false,
-      reason: `Cannot set exit status "queue_timeout" on a "ready" job: only the switchboard may ` +
-        `set it`,
+      reason: `Cannot set exit status "queue_timeout" while the job is "ready": only the ` +
+        `switchboard may set it`,
     },
   );
   assertEquals(
     applyExitStatus({ state: "ready", exitStatus: null }, "queue_timeout", "switchboard"),
     {
       ok: false,
-      reason: `Cannot set exit status "queue_timeout" on a "ready" job: it may only be set ` +
-        `while the job is "queued"`,
+      reason: `Cannot set exit status "queue_timeout" while the job is "ready": only while it ` +
+        `is "queued"`,
     },
   );
   assertEquals(
     applyExitStatus({ state: "ready", exitStatus: "job_canceled" }, "job_timeout", "switchboard"),
     {
       ok: false,
-      reason: `Cannot set exit status "job_timeout" on a "ready" job: the job already has the ` +
-        `final status "job_canceled"`,
+      reason: `Cannot set exit status "job_timeout" while the job is "ready": the job already ` +
+        `has the final status "job_canceled"`,
     },
   );
   assertEquals(
@@ -262,8 +266,8 @@ Deno.test("applyExitStatus() says why a status is refused", () => {
     ),
     {
       ok: false,
-      reason: `Cannot set exit status "workload_finished_success" on a "terminated" job: the ` +
-        `exit status of a terminated job never changes`,
+      reason: `Cannot set exit status "workload_finished_success" while the job is ` +
+        `"terminated": the exit status of a terminated job never changes`,
     },
   );
 });

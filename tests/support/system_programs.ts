@@ -7,4 +7,7 @@ export const POSTGRES_SERVER: SystemProgram = {
   searchDirs: ["/usr/lib/postgresql/*/bin"],
 };
 
-export const TEST_SYSTEM_PROGRAMS: SystemProgram[] = [POSTGRES_SERVER];
+/** `tml job enqueue` makes tml's own SSH key with it (roles/client/ssh_keys.ts). */
+export const SSH_KEYGEN: SystemProgram = { command: "ssh-keygen", debianPackage: "openssh-client" };
+
+export const TEST_SYSTEM_PROGRAMS: SystemProgram[] = [POSTGRES_SERVER, SSH_KEYGEN];
