@@ -21,7 +21,13 @@ Deno.test({
   async fn(t) {
     const spine = await startSpine(["--keepalive-interval", "500ms"]);
     const home = await Deno.makeTempDir({ prefix: "tml-cli-home-" });
-    const env = { HOME: home, XDG_CONFIG_HOME: `${home}/.config`, TML_API_URL: spine.url };
+    const env = {
+      HOME: home,
+      XDG_CONFIG_HOME: `${home}/.config`,
+      TML_API_URL: spine.url,
+      // A scratch HOME would otherwise move Deno's cache and download every package again.
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+    };
     let supervisor: TmlProcess | undefined;
     try {
       const { token } = await createUser(spine, "ci-bot", [

@@ -110,6 +110,13 @@ export class TmlProcess {
     }
   }
 
+  /** Waits for the process to end on its own, with its output read to the end. */
+  async wait(): Promise<Deno.CommandStatus> {
+    const status = await this.#done;
+    await this.#pumps;
+    return status;
+  }
+
   /** Sends a signal and waits for the process to end. */
   async kill(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
     try {
