@@ -62,6 +62,8 @@ export interface ConnectionOptions {
   tags?: string[];
   driver: string;
   log: Logger;
+  /** How long a connection attempt may take until welcomed (default 15 s). */
+  welcomeTimeoutMs?: number;
   /** Reconnect backoff bounds (default 500 ms to 15 s), each delay jittered by ±50%. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -202,6 +204,13 @@ export class SwitchboardConnection {
         return resolve(false);
       }
       this.#socket = socket;
+      // An attempt that hangs (a proxy that never answers the upgrade) is given up.
+      const welcomeTimer = timers.setTimeout(() => {
+        if (!welcomed) {
+          this.options.log.warn("no welcome from the switchboard in time, reconnecting");
+          socket.close();
+        }
+      }, this.options.welcomeTimeoutMs ?? 15_000);
       const send = (message: SupervisorMessage) => {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
       };
@@ -226,6 +235,7 @@ export class SwitchboardConnection {
       };
       socket.onclose = () => {
         timers.clearInterval(keepalive);
+        timers.clearTimeout(welcomeTimer);
         if (this.#socket === socket) {
           this.#welcomed = false;
           for (const entry of this.#outbox) entry.msgId = undefined;

@@ -25,7 +25,7 @@ import {
   type Leftover,
   type RunningHost,
 } from "./host_driver.ts";
-import { findMarkedProcesses, HOST_MARK_VARIABLE, killProcesses } from "./process_marks.ts";
+import { findMarkedProcesses, HOST_MARK_VARIABLE, killMarkedProcesses } from "./process_marks.ts";
 import { generatePuppetSecret, PuppetChannel } from "./puppet_channel.ts";
 
 const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
@@ -99,10 +99,7 @@ export class LocalDriver implements HostDriver {
   async cleanupLeftovers(): Promise<Leftover[]> {
     const leftovers = await this.listLeftovers();
     const jobsDir = this.#jobsDir;
-    const processes = await findMarkedProcesses((dir) =>
-      dir.startsWith(`${jobsDir}/`) && !this.#active.has(dir)
-    );
-    await killProcesses(processes.map((process) => process.pid));
+    await killMarkedProcesses((dir) => dir.startsWith(`${jobsDir}/`) && !this.#active.has(dir));
     for (const leftover of leftovers) {
       if (leftover.description.startsWith("directory ")) {
         await Deno.remove(leftover.description.slice("directory ".length), { recursive: true })
@@ -144,16 +141,23 @@ class LocalHost {
     await Deno.writeTextFile(`${this.dir}/secret`, secret, { mode: 0o600 });
     aborted();
 
-    const ready = () => {
-      clearTimeout(this.#readyTimer);
-      this.events.ready();
-    };
-    // A developer watching `tml supervisor local` sees the workload's output as it comes.
-    const output = (bytes: Uint8Array) => {
-      this.events.output(bytes);
-      this.#echo = this.#echo.then(async () => {
-        for (let at = 0; at < bytes.length;) at += await Deno.stdout.write(bytes.subarray(at));
-      }).catch(() => {});
+    const { events } = this;
+    const hostEvents: HostEvents = {
+      progress: (subState, message) => events.progress(subState, message),
+      ready: () => {
+        clearTimeout(this.#readyTimer);
+        events.ready();
+      },
+      // A developer watching `tml supervisor local` sees the workload's output as it comes.
+      output: (bytes) => {
+        events.output(bytes);
+        this.#echo = this.#echo.then(async () => {
+          for (let at = 0; at < bytes.length;) at += await Deno.stdout.write(bytes.subarray(at));
+        }).catch(() => {});
+      },
+      workloadFinished: (result) => events.workloadFinished(result),
+      terminateRequested: () => events.terminateRequested(),
+      hostLost: (loss) => events.hostLost(loss),
     };
     const channel = new PuppetChannel({
       secret,
@@ -163,7 +167,7 @@ class LocalHost {
         ssh_keys: this.job.ssh_keys,
         workload: this.job.workload,
       },
-      events: { ...this.events, ready, output },
+      events: hostEvents,
       log: this.log,
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
     });
@@ -253,8 +257,7 @@ class LocalHost {
         clearTimeout(timer);
       }
       // Whatever is left (a stuck puppet, the workload's background children) goes now.
-      const left = await findMarkedProcesses((dir) => dir === this.dir);
-      await killProcesses(left.map((process) => process.pid));
+      await killMarkedProcesses((dir) => dir === this.dir);
       await puppet?.status;
       this.#channel?.close();
       this.#listener?.close();

@@ -37,6 +37,22 @@ export async function findMarkedProcesses(
   return found;
 }
 
+/**
+ * SIGKILLs every marked process whose mark satisfies `belongs`, again and again until none is
+ * left: a process may start one more (a puppet spawning the workload) between finding and
+ * killing. Returns how many it killed.
+ */
+export async function killMarkedProcesses(belongs: (mark: string) => boolean): Promise<number> {
+  let killed = 0;
+  for (let round = 0; round < 20; round++) {
+    const found = await findMarkedProcesses(belongs);
+    if (found.length === 0) break;
+    await killProcesses(found.map((process) => process.pid));
+    killed += found.length;
+  }
+  return killed;
+}
+
 /** SIGKILLs the processes and waits (up to `timeoutMs`) until they are gone. */
 export async function killProcesses(pids: number[], timeoutMs = 5_000): Promise<void> {
   for (const pid of pids) {
