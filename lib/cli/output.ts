@@ -21,10 +21,6 @@ function currentContext(): OutputContext {
   return { stdoutIsTerminal: Deno.stdout.isTerminal(), outputEnv: Deno.env.get("TML_OUTPUT") };
 }
 
-/** Help text for every `--json` flag, naming the environment variable. */
-export const JSON_FLAG_HELP =
-  "print JSON (the default when stdout is not a terminal; TML_OUTPUT=json|table)";
-
 /** JSON with --json; else as TML_OUTPUT says; else JSON unless stdout is a terminal. */
 export function wantsJson(options: OutputOptions, context = currentContext()): boolean {
   if (options.json === true) return true;
