@@ -224,17 +224,21 @@ export class Puppet {
     this.#job = job;
   }
 
-  /** Starts the job's workload, or adopts the one an earlier run of the puppet started. */
+  /**
+   * Adopts the workload an earlier run of the puppet started (even one that already reported
+   * its result: it must still be stopped at the end), or else starts the job's workload unless
+   * a result is already known.
+   */
   async #startWorkload(): Promise<void> {
     const job = this.#job!;
     const state = this.#state!;
-    if (this.#workload !== undefined || this.#result !== undefined) return;
+    if (this.#workload !== undefined) return;
     this.#workload = await Workload.adopt(state, job.job_id);
     if (this.#workload !== undefined) {
       this.options.log.info("watching the workload an earlier puppet started", {
         pid: this.#workload.pid,
       });
-    } else if (job.workload !== null) {
+    } else if (job.workload !== null && this.#result === undefined) {
       try {
         this.#workload = await Workload.start(job.workload, {
           state,
