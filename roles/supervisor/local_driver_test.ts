@@ -2,6 +2,7 @@ import { assert, assertEquals } from "../../lib/testing/asserts.ts";
 import { createLogger } from "../../lib/log.ts";
 import { HostEventLog, testHostDriverConformance } from "./host_driver_conformance.ts";
 import { LocalDriver } from "./local_driver.ts";
+import { findMarkedProcesses } from "./process_marks.ts";
 
 const log = createLogger("test:local", "warn");
 const IMAGE_ID = "0".repeat(64);
@@ -60,12 +61,12 @@ Deno.test("LocalDriver reports a killed puppet as a crash with what it last said
       new AbortController().signal,
     );
     await events.waitFor("ready", 30_000);
-    const pid = Number(
-      new TextDecoder().decode(
-        (await new Deno.Command("pgrep", { args: ["-f", "--", `--root ${stateDir}/jobs/${jobId}`] })
-          .output()).stdout,
-      ).trim().split("\n")[0],
-    );
+    const puppets = [];
+    for (const { pid } of await findMarkedProcesses((mark) => mark.endsWith(jobId))) {
+      const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+      if (cmdline.split("\0").includes("puppet")) puppets.push(pid);
+    }
+    const pid = puppets[0] ?? 0;
     assert(pid > 0, "the puppet process was not found");
     Deno.kill(pid, "SIGKILL");
     const lost = await events.waitFor("hostLost", 10_000);

@@ -55,6 +55,24 @@ async function setUp(workload: string) {
   return { dir, jobId, events, channel, startPuppet, tearDown };
 }
 
+/** Live processes whose environment names the job (the workload and its children). */
+async function processesOfJob(jobId: string): Promise<number[]> {
+  const found: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      const environ = await Deno.readTextFile(`/proc/${pid}/environ`);
+      if (environ.split("\0").includes(`TML_JOB_ID=${jobId}`)) found.push(pid);
+    } catch {
+      // Gone already.
+    }
+  }
+  return found;
+}
+
 function countOf(text: string, part: string): number {
   return text.split(part).length - 1;
 }
@@ -120,11 +138,7 @@ Deno.test({
       const status = await puppet.wait();
       assertEquals(status.code, 0, puppet.stderr);
       // Shutting down ended the workload's `sleep 60`.
-      const left = new TextDecoder().decode(
-        (await new Deno.Command("pgrep", { args: ["-f", "--", `${t.dir}/root/.puppet/stdout.log`] })
-          .output()).stdout,
-      ).trim();
-      assertEquals(left, "", "the workload outlived the puppet");
+      assertEquals(await processesOfJob(t.jobId), [], "the workload outlived the puppet");
     } finally {
       await puppet.kill("SIGKILL");
       await t.tearDown();
