@@ -5,6 +5,7 @@
 import { assert, assertEquals, assertStringIncludes } from "../../lib/testing/asserts.ts";
 import { createHash } from "node:crypto";
 import { runTml, TmlProcess } from "../support/tml_process.ts";
+import { findMarkedProcesses } from "../../roles/supervisor/process_marks.ts";
 import {
   api,
   createUser,
@@ -14,6 +15,12 @@ import {
   TEST_IMAGE_ID,
   waitForJob,
 } from "../support/spine.ts";
+
+/** Live processes of a local job (the puppet, the workload and its children). */
+async function processesOf(jobId: string): Promise<number[]> {
+  const found = await findMarkedProcesses((dir) => dir.endsWith(`/jobs/${jobId}`));
+  return found.map((process) => process.pid);
+}
 
 const SECRET = "jit-config-value with spaces\nand a second line";
 
@@ -103,10 +110,9 @@ Deno.test({
       });
 
       await t.step("a workload reports by itself with tml puppet finish", async () => {
+        // `tml` as a workload in a VM would call it (the puppet provides it when not installed).
         const jobId = await enqueue(
-          `${Deno.execPath()} run -A ${
-            new URL("../../main.ts", import.meta.url).pathname
-          } puppet finish --unknown --message "reported by hand"; sleep 30`,
+          'tml puppet finish --unknown --message "reported by hand"; sleep 30',
         );
         const final = await waitForJob(
           spine,
@@ -135,6 +141,7 @@ Deno.test({
           assertEquals(final.exit_status, "job_canceled");
           const left = [...Deno.readDirSync(`${stateDir}/jobs`)].map((entry) => entry.name);
           assert(!left.includes(jobId), `scratch directory left behind: ${left}`);
+          assertEquals(await processesOf(jobId), [], "the job's processes outlived it");
         },
       );
 
@@ -152,8 +159,11 @@ Deno.test({
             30_000,
           );
           assertEquals(final.exit_status, "supervisor_dropped_job");
+          // The orphaned puppet and workload keep running until the next supervisor starts.
+          assert((await processesOf(jobId)).length > 0, "nothing of the job was left to clean");
           supervisor = await startLocalSupervisor(spine, registered, stateDir);
           assertEquals([...Deno.readDirSync(`${stateDir}/jobs`)].length, 0);
+          assertEquals(await processesOf(jobId), [], "a restart left the job's processes running");
         },
       );
 
