@@ -156,6 +156,15 @@ export class SwitchboardConnection {
     }
   }
 
+  /** Waits until every queued message is acknowledged, or `timeoutMs` passes. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    const deadline = this.#timers.now() + timeoutMs;
+    while (this.#outbox.length > 0 && this.#timers.now() < deadline && !this.#stopped) {
+      await new Promise<void>((resolve) => this.#timers.setTimeout(resolve, 20));
+    }
+    return this.#outbox.length === 0;
+  }
+
   close(): void {
     this.#stopped = true;
     this.#socket?.close();

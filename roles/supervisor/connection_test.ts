@@ -224,8 +224,10 @@ Deno.test("SwitchboardConnection resends unacknowledged updates in order after a
     assertEquals(resent.map((f) => f.state), ["terminating", "terminated"]);
     assertEquals(resent[0].exit_status, "workload_finished_success");
     assert(resent[0].msg_id < resent[1].msg_id);
+    assertEquals(await connection.flush(50), false, "flush() did not wait for the acks");
     for (const frame of resent) second.send({ type: "ack", msg_id: frame.msg_id, ok: true });
-    await until(() => connection.pending === 0);
+    assertEquals(await connection.flush(5_000), true);
+    assertEquals(connection.pending, 0);
   } finally {
     connection.close();
     await running;

@@ -19,6 +19,7 @@
  *   host lost while ready    -> workload_finished_unknown when it exited by itself,
  *                               workload_finished_error when it crashed or hung
  *   a failure of this code   -> internal_supervisor_error
+ *   the supervisor shuts down -> internal_supervisor_error
  *   stop_job                 -> none: the switchboard already recorded job_canceled/job_timeout
  */
 import type { ExitStatus } from "../../lib/lifecycle.ts";
@@ -125,6 +126,17 @@ export class JobRunner {
     if (current === undefined || current.spec.job_id !== jobId) return;
     this.log.info("stopping job", { job_id: jobId, reason });
     await this.#end(current, { reason: `stop_job: ${reason}` });
+  }
+
+  /** Ends the current job because the supervisor itself is going away. */
+  async shutdown(): Promise<void> {
+    const current = this.#current;
+    if (current === undefined) return;
+    await this.#end(current, {
+      status: "internal_supervisor_error",
+      message: "The supervisor shut down while running the job",
+      reason: "supervisor shutdown",
+    });
   }
 
   async #launch(current: CurrentJob): Promise<RunningHost | undefined> {

@@ -207,3 +207,17 @@ Deno.test("JobRunner numbers console bytes by their offset in the job's console"
   assertEquals(consoles, [[0, "héllo "], [7, "world\n"]]);
   await runner.stop(job.job_id, "canceled");
 });
+
+Deno.test("JobRunner.shutdown() ends the running job as internal_supervisor_error", async () => {
+  const { driver, updates, runner } = setUp();
+  runner.start(spec());
+  await until(() => driver.events !== undefined);
+  driver.events!.ready();
+  await runner.shutdown();
+  const ending = updates.find((update) => update.state === "terminating")!;
+  assertEquals(ending.exit_status, "internal_supervisor_error");
+  assertEquals(updates.at(-1)!.state, "terminated");
+  assertEquals(driver.stops, ["supervisor shutdown"]);
+  await runner.shutdown(); // Nothing running: nothing happens.
+  assertEquals(driver.stops.length, 1);
+});

@@ -42,8 +42,9 @@ export async function runSupervisor(
   const shutdown = () => {
     stopping ??= (async () => {
       log.info("supervisor shutting down");
-      const held = runner.heldJobs()[0];
-      if (held !== undefined) await runner.stop(held.job_id, "superseded");
+      await runner.shutdown();
+      // Let the switchboard hear how the job ended before the connection goes.
+      if (!await connection.flush(5_000)) log.warn("shutting down with unacknowledged updates");
       connection.close();
     })();
   };

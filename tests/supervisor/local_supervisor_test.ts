@@ -200,6 +200,30 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "a supervisor stopped with SIGTERM ends its job at once and leaves nothing behind",
+        async () => {
+          const jobId = await enqueue("sleep 600");
+          await waitForJob(spine, token, jobId, (job) => job.state === "ready", 60_000);
+          const status = await supervisor!.kill("SIGTERM");
+          assertEquals(status.code, 0, supervisor!.stderr);
+          // Reported by the supervisor itself, well before the 2 s grace would drop the job.
+          const final = await waitForJob(
+            spine,
+            token,
+            jobId,
+            (job) => job.state === "terminated",
+            1_000,
+          );
+          assertEquals(final.exit_status, "internal_supervisor_error");
+          assertEquals(await processesOf(jobId), []);
+          assertEquals([...Deno.readDirSync(`${stateDir}/jobs`)].length, 0);
+          const stderr = supervisor!.stderr;
+          supervisor = await startLocalSupervisor(spine, registered, stateDir);
+          assert(!stderr.includes("jit-config-value"), "secret in the stopped supervisor's log");
+        },
+      );
+
       await t.step("no secret value in the switchboard's or supervisor's logs", () => {
         assert(!spine.switchboard.stderr.includes("jit-config-value"), "secret in switchboard log");
         assert(!supervisor!.stderr.includes("jit-config-value"), "secret in supervisor log");
