@@ -4,7 +4,7 @@
  * twice, without losing or repeating output, and with the workload's true exit code; and it
  * ends its workload when told to shut down.
  */
-import { assert, assertEquals } from "../../lib/testing/asserts.ts";
+import { assert, assertEquals, assertStringIncludes } from "../../lib/testing/asserts.ts";
 import { createLogger } from "../../lib/log.ts";
 import { HostEventLog } from "../../roles/supervisor/host_driver_conformance.ts";
 import { generatePuppetSecret, PuppetChannel } from "../../roles/supervisor/puppet_channel.ts";
@@ -34,11 +34,11 @@ async function setUp(workload: string) {
   const accepting = (async () => {
     for await (const connection of listener) void channel.serve(connection);
   })().catch(() => {});
-  const startPuppet = () =>
+  const startPuppet = (port = listener.addr.port) =>
     TmlProcess.start([
       "puppet",
       "--channel",
-      `tcp:127.0.0.1:${listener.addr.port}`,
+      `tcp:127.0.0.1:${port}`,
       "--secret-file",
       `${dir}/secret`,
       "--root",
@@ -52,7 +52,7 @@ async function setUp(workload: string) {
     await accepting;
     await Deno.remove(dir, { recursive: true });
   };
-  return { dir, jobId, events, channel, startPuppet, tearDown };
+  return { dir, jobId, events, channel, startPuppet, tearDown, port: listener.addr.port };
 }
 
 /** Live processes whose environment names the job (the workload and its children). */
@@ -141,6 +141,64 @@ Deno.test({
       assertEquals(await processesOfJob(t.jobId), [], "the workload outlived the puppet");
     } finally {
       await puppet.kill("SIGKILL");
+      await t.tearDown();
+    }
+  },
+});
+
+/** A TCP proxy in front of `port` whose connections a test can cut, like a network hiccup. */
+function startProxy(port: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const inbound of listener) {
+      const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
+      open.push(inbound, outbound);
+      inbound.readable.pipeTo(outbound.writable).catch(() => {});
+      outbound.readable.pipeTo(inbound.writable).catch(() => {});
+    }
+  })().catch(() => {});
+  return {
+    port: listener.addr.port,
+    cut() {
+      for (const connection of open.splice(0)) {
+        try {
+          connection.close();
+        } catch {
+          // Closed by the pipe already.
+        }
+      }
+    },
+    async stop() {
+      this.cut();
+      listener.close();
+      await accepting;
+    },
+  };
+}
+
+Deno.test({
+  name: "tml puppet reconnects after its connection drops and goes on where it was",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const t = await setUp("echo one; sleep 1; echo two; exit 0");
+    const proxy = startProxy(t.port);
+    const puppet = t.startPuppet(proxy.port);
+    try {
+      await t.events.waitFor("ready", 30_000);
+      await t.events.waitForOutput("one\n", 10_000);
+      proxy.cut();
+      const finished = await t.events.waitFor("workloadFinished", 30_000);
+      assertEquals(finished.result.outcome, "success");
+      assertEquals(t.events.outputText, "one\ntwo\n");
+      assertEquals(t.events.events.filter((event) => event.type === "ready").length, 2);
+      assertStringIncludes(puppet.stderr, "reconnecting");
+      await t.channel.shutdown("job ended");
+      assertEquals((await puppet.wait()).code, 0, puppet.stderr);
+    } finally {
+      await puppet.kill("SIGKILL");
+      await proxy.stop();
       await t.tearDown();
     }
   },
