@@ -5,7 +5,12 @@
  * tokens, supervisors, tables and JSON, SSH keys, `job wait` codes and `job wait` riding out a
  * `kill -9` of the switchboard.
  */
-import { assert, assertEquals, assertStringIncludes } from "../../lib/testing/asserts.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertStringIncludes,
+} from "../../lib/testing/asserts.ts";
 import { freePort, runTml, startSwitchboard, TmlProcess } from "../support/tml_process.ts";
 import { type Spine, startLocalSupervisor, TEST_IMAGE_ID } from "../support/spine.ts";
 
@@ -147,6 +152,47 @@ Deno.test({
         },
       );
 
+      await t.step("a CI script enqueues and takes the id with jq -r .job_id", async () => {
+        // GitHub Actions runs a bash step as `bash -eo pipefail`.
+        const script = `
+set -euo pipefail
+tml() { "$DENO" run -A "$MAIN_TS" "$@"; }
+JOB=$(tml job enqueue "$IMAGE_ID" --tag-config "board:$DUT_BOARD" --parameters "$TML_JOB_PARAMETERS" | jq -r .job_id)
+echo "job=$JOB"
+`;
+        const run = (parameters: string) =>
+          new Deno.Command("bash", {
+            args: ["-c", script],
+            env: {
+              ...env,
+              DENO: Deno.execPath(),
+              MAIN_TS: new URL("../../main.ts", import.meta.url).pathname,
+              TML_API_TOKEN: ciToken,
+              IMAGE_ID: TEST_IMAGE_ID,
+              DUT_BOARD: "cmd",
+              TML_JOB_PARAMETERS: parameters,
+            },
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+        const good = await run('{"x":{"value":"1","secret":true}}');
+        const stdout = new TextDecoder().decode(good.stdout);
+        assertEquals(good.code, 0, new TextDecoder().decode(good.stderr));
+        assertMatch(stdout.trim(), /^job=[0-9a-f-]{36}$/);
+        // No workload: like a GitHub runner image, the job would hold its host until canceled.
+        const jobId = stdout.trim().slice("job=".length);
+        assertEquals(JSON.parse((await ok(["job", "show", jobId, "--json"])).stdout).parameters, {
+          x: { value: null, secret: true },
+        });
+        await ok(["job", "cancel", jobId]);
+        const bad = await run('{"x":{"value":1,"secret":true}}');
+        assert(bad.code !== 0, "a bad --parameters fails the script");
+        assertStringIncludes(
+          new TextDecoder().decode(bad.stderr),
+          "tml: Cannot enqueue job: --parameters: x.value: expected string",
+        );
+      });
+
       await t.step("job wait: --timeout is exit code 15, cancellation 14", async () => {
         const job = await enqueue(["--tag-config", "board:cmd", "--workload", "sleep 60"]);
         const early = await tml(["job", "wait", job.job_id, "--timeout", "1s"]);
@@ -182,8 +228,8 @@ Deno.test({
         const everything = JSON.parse(
           (await ok(["job", "list", "--all", "--limit", "1", "--json"])).stdout,
         );
-        assertEquals(everything.jobs.length, 4, "bob's four jobs, one page each");
-        assertEquals(new Set(everything.jobs.map((job: { job_id: string }) => job.job_id)).size, 4);
+        assertEquals(everything.jobs.length, 5, "bob's five jobs, one page each");
+        assertEquals(new Set(everything.jobs.map((job: { job_id: string }) => job.job_id)).size, 5);
         const bad = await tml(["job", "list", "--state", "sleeping"]);
         assertEquals(bad.code, 2);
         assertStringIncludes(bad.stderr, "--state");

@@ -10,4 +10,7 @@ export const POSTGRES_SERVER: SystemProgram = {
 /** `tml job enqueue` makes tml's own SSH key with it (roles/client/ssh_keys.ts). */
 export const SSH_KEYGEN: SystemProgram = { command: "ssh-keygen", debianPackage: "openssh-client" };
 
-export const TEST_SYSTEM_PROGRAMS: SystemProgram[] = [POSTGRES_SERVER, SSH_KEYGEN];
+/** The client's end-to-end test runs a CI script that parses `tml job enqueue` with it. */
+export const JQ: SystemProgram = { command: "jq", debianPackage: "jq" };
+
+export const TEST_SYSTEM_PROGRAMS: SystemProgram[] = [POSTGRES_SERVER, SSH_KEYGEN, JQ];
