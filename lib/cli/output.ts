@@ -43,7 +43,10 @@ export interface TableData {
 
 /** Renders rows for people; empty cells show as "-". */
 export function renderTable(table: TableData): string {
-  const rendered = new Table({ head: table.head, style: { head: [], border: [] } });
+  const rendered = new Table({
+    head: table.head,
+    style: { head: [], border: [], compact: true },
+  });
   for (const row of table.rows) {
     rendered.push(row.map((cell) => cell === null || cell === undefined ? "-" : String(cell)));
   }

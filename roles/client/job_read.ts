@@ -93,7 +93,7 @@ export function historyTable(history: JobHistory, now: number): TableData {
   const start = events.length === 0 ? 0 : Date.parse(events[0].at);
   const terminated = events.some((event) => event.state === "terminated");
   return {
-    head: ["at", "+", "actor", "change", "lasted", "message"],
+    head: ["at", "elapsed", "actor", "change", "lasted", "message"],
     rows: events.map((event, index) => {
       const at = Date.parse(event.at);
       const next = events[index + 1];
