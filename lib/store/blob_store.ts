@@ -6,7 +6,7 @@ import { DirectoryBackend } from "./directory_backend.ts";
 import { StoreError } from "./errors.ts";
 import { blobPath, imagePath, parseStorePath } from "./layout.ts";
 import { imageIdOf, type ImageManifest, MANIFEST_MAX_BYTES, parseManifest } from "./manifest.ts";
-import { createHash } from "node:crypto";
+import { Sha256Hasher } from "./sha256.ts";
 import type { ByteRange, ByteSource, StoreBackend } from "./storage.ts";
 
 export class BlobStore {
@@ -57,9 +57,9 @@ export class BlobStore {
       if (error instanceof StoreError && error.code === "not_found") return false;
       throw error;
     }
-    const hash = createHash("sha256");
-    for await (const chunk of stream) hash.update(chunk);
-    return hash.digest("hex") === digest;
+    const hasher = new Sha256Hasher();
+    for await (const chunk of stream) hasher.update(chunk);
+    return hasher.digest() === digest;
   }
 
   /** Removes a blob (cache eviction, a blob that failed verify); absent is fine. */

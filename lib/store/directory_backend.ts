@@ -3,10 +3,10 @@
  * `<root>/tmp/` (the same filesystem), is hashed while written, verified, fsynced and then
  * hard-linked into place, so a reader never sees a partial or unverified entry.
  */
-import { createHash, type Hash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { StoreError } from "./errors.ts";
 import { parseStorePath } from "./layout.ts";
+import { hashFileInto, Sha256Hasher } from "./sha256.ts";
 import type {
   ByteRange,
   ByteSource,
@@ -92,15 +92,15 @@ export class DirectoryBackend implements StoreBackend {
     const tmp = join(this.#tmp, `${crypto.randomUUID()}.part`);
     const file = await Deno.open(tmp, { write: true, createNew: true });
     try {
-      const hash = createHash("sha256");
+      const hasher = new Sha256Hasher();
       let size: number;
       try {
-        size = await appendSource(file, source, hash, 0, target, expected);
+        size = await appendSource(file, source, hasher, 0, target, expected);
         await file.sync();
       } finally {
         file.close();
       }
-      return await commit(tmp, target, hash.digest("hex"), size, expected);
+      return await commit(tmp, target, hasher.digest(), size, expected);
     } finally {
       await removeIfPresent(tmp);
     }
@@ -118,18 +118,24 @@ export class DirectoryBackend implements StoreBackend {
     // a writer waiting for the lock never resumes a file that is gone.
     try {
       const present = await this.#present(target, expected);
-      if (present !== undefined) return present;
-      let hash = createHash("sha256");
-      let offset = await hashFile(file, hash);
+      if (present !== undefined) {
+        // Another writer finished while this one waited for the lock; the partial this one
+        // created is empty and of no further use.
+        await removeIfPresent(partial);
+        return present;
+      }
+      let hasher = new Sha256Hasher();
+      await file.seek(0, Deno.SeekMode.Start);
+      let offset = await hashFileInto(file, hasher);
       if (expected.size !== undefined && offset > expected.size) {
         await file.truncate(0);
         await file.seek(0, Deno.SeekMode.Start);
-        hash = createHash("sha256");
+        hasher = new Sha256Hasher();
         offset = 0;
       }
       let size: number;
       try {
-        size = await appendSource(file, await open(offset), hash, offset, target, expected);
+        size = await appendSource(file, await open(offset), hasher, offset, target, expected);
         await file.sync();
       } catch (error) {
         if (error instanceof StoreError && error.code === "size_mismatch") {
@@ -141,7 +147,7 @@ export class DirectoryBackend implements StoreBackend {
         throw error;
       }
       try {
-        return await commit(partial, target, hash.digest("hex"), size, expected);
+        return await commit(partial, target, hasher.digest(), size, expected);
       } finally {
         await removeIfPresent(partial);
       }
@@ -272,7 +278,11 @@ function fileStream(file: Deno.FsFile, length: number): ReadableStream<Uint8Arra
 
 /** Tells the sender of a body that will not be read to stop. */
 async function discard(source: ByteSource): Promise<void> {
-  if (source instanceof ReadableStream) await source.cancel();
+  if (source instanceof ReadableStream) {
+    await source.cancel();
+  } else {
+    await source[Symbol.asyncIterator]().return?.();
+  }
 }
 
 function writeAllSync(file: Deno.FsFile, chunk: Uint8Array): void {
@@ -287,7 +297,7 @@ function writeAllSync(file: Deno.FsFile, chunk: Uint8Array): void {
 async function appendSource(
   file: Deno.FsFile,
   source: ByteSource,
-  hash: Hash,
+  hasher: Sha256Hasher,
   size: number,
   target: Target,
   expected: ExpectedContent,
@@ -297,23 +307,10 @@ async function appendSource(
     if (expected.size !== undefined && size > expected.size) {
       throw sizeMismatch(target, `sent more than the expected ${expected.size} bytes`);
     }
-    hash.update(chunk);
+    hasher.update(chunk);
     writeAllSync(file, chunk);
   }
   return size;
-}
-
-/** Feeds the whole file to `hash` and leaves the position at its end; returns its size. */
-async function hashFile(file: Deno.FsFile, hash: Hash): Promise<number> {
-  await file.seek(0, Deno.SeekMode.Start);
-  const buffer = new Uint8Array(BLOCK);
-  let size = 0;
-  while (true) {
-    const n = await file.read(buffer);
-    if (n === null) return size;
-    hash.update(buffer.subarray(0, n));
-    size += n;
-  }
 }
 
 /** Opens and exclusively locks the partial file still linked at `partial`. */

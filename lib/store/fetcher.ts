@@ -36,9 +36,15 @@ export interface ImageFetcherOptions {
   fetch?: typeof fetch;
   /** Sent with every request, e.g. an Authorization header. */
   headers?: HeadersInit;
+  /** Waits between attempts; tests pass one that records the delay and returns at once. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 250 };
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 /** A failure worth another attempt: a network error, a 5xx or 429, a body cut short. */
 class TransientError extends Error {}
@@ -56,6 +62,7 @@ export class ImageFetcher {
   readonly #retry: RetryPolicy;
   readonly #fetch: typeof fetch;
   readonly #headers: HeadersInit | undefined;
+  readonly #sleep: (ms: number) => Promise<void>;
   readonly #downloads = new Map<string, Download>();
 
   constructor(options: ImageFetcherOptions) {
@@ -65,6 +72,7 @@ export class ImageFetcher {
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#fetch = options.fetch ?? fetch;
     this.#headers = options.headers;
+    this.#sleep = options.sleep ?? sleep;
   }
 
   /** Makes image `imageId` and all its blobs present in the local store; returns its manifest. */
@@ -165,7 +173,7 @@ export class ImageFetcher {
           );
         }
         const delay = this.#retry.baseDelayMs * 2 ** Math.max(0, failures - 1);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await this.#sleep(delay);
       }
     }
   }

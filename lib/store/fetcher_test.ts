@@ -18,6 +18,8 @@ interface Fault {
   corrupt?: boolean;
   /** Answer Range requests with the whole file (200), as some servers do. */
   ignoreRange?: boolean;
+  /** Send the body in 16 KiB pieces this many milliseconds apart. */
+  trickleMs?: number;
 }
 
 interface TestStore {
@@ -61,6 +63,12 @@ async function withTestStore(body: (store: TestStore) => Promise<void>): Promise
     if (wanted !== undefined) headers.set("content-range", contentRangeHeader(wanted, info.size));
     const status = wanted === undefined ? 200 : 206;
     const cut = fault.cutAfter;
+    if (fault.trickleMs !== undefined) {
+      return new Response(ReadableStream.from(trickle(bytes, fault.trickleMs)), {
+        status,
+        headers,
+      });
+    }
     if (cut === undefined) return new Response(bytes, { status, headers });
     delete fault.cutAfter;
     // Content-Length promises the whole body but the stream ends early, like a dropped link.
@@ -79,6 +87,13 @@ async function withTestStore(body: (store: TestStore) => Promise<void>): Promise
     await server.shutdown();
     await Deno.remove(upstreamRoot, { recursive: true });
     await Deno.remove(localRoot, { recursive: true });
+  }
+}
+
+async function* trickle(bytes: Uint8Array, ms: number): AsyncIterable<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += 16_384) {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    yield bytes.slice(at, at + 16_384);
   }
 }
 
@@ -316,5 +331,74 @@ Deno.test("ImageFetcher.fetchImage() keeps at most `concurrency` downloads runni
     await limited.fetchImage(id);
     assertEquals(peak, 2);
     for (const bytes of blobs) assertEquals(await localBytes(store, bytes), bytes);
+  });
+});
+
+Deno.test("ImageFetcher.fetchBlob() backs off exponentially through the injected sleep", async () => {
+  await withTestStore(async (store) => {
+    const bytes = patterned(1000, 67);
+    await store.upstream.put(sha256Bytes(bytes), ReadableStream.from([bytes]));
+    store.faults.set(blobPath(sha256Bytes(bytes)), { unavailable: 3 });
+    const delays: number[] = [];
+    const patient = new ImageFetcher({
+      storeUrl: store.url,
+      store: store.local,
+      retry: { attempts: 4, baseDelayMs: 100 },
+      sleep: (ms) => {
+        delays.push(ms);
+        return Promise.resolve();
+      },
+    });
+    await patient.fetchBlob(sha256Bytes(bytes), bytes.length);
+    assertEquals(delays, [100, 200, 400]);
+    assertEquals(await localBytes(store, bytes), bytes);
+  });
+});
+
+Deno.test("ImageFetcher.fetchImage() from two fetchers on one store downloads a shared blob once", async () => {
+  await withTestStore(async (store) => {
+    const shared = patterned(300_000, 71);
+    const first = await publish(store, [shared, patterned(3000, 73)], "first");
+    const second = await publish(store, [shared, patterned(4000, 79)], "second");
+    store.faults.set(blobPath(sha256Bytes(shared)), { trickleMs: 2 });
+    // Two supervisors' fetchers over one site cache: the partial file's lock is what they share.
+    const other = new ImageFetcher({
+      storeUrl: store.url,
+      store: openDirectoryStore(store.localRoot),
+      retry: { attempts: 3, baseDelayMs: 1 },
+    });
+    await Promise.all([fetcher(store).fetchImage(first), other.fetchImage(second)]);
+    assertEquals(getsOf(store, shared).length, 1);
+    assertEquals(await localBytes(store, shared), shared);
+    assertEquals(await Array.fromAsync(Deno.readDir(`${store.localRoot}/tmp`)), []);
+  });
+});
+
+Deno.test("ImageFetcher.fetchBlob() resumes the partial a failed fetcher left behind", async () => {
+  await withTestStore(async (store) => {
+    const bytes = patterned(250_000, 83);
+    const digest = sha256Bytes(bytes);
+    await store.upstream.put(digest, ReadableStream.from([bytes]));
+    store.faults.set(blobPath(digest), { cutAfter: 100_000 });
+    // The link dies for good after the first, cut-off answer.
+    let calls = 0;
+    const failing: typeof fetch = (input, init) =>
+      calls++ === 0 ? fetch(input, init) : Promise.reject(new TypeError("network is down"));
+    const broken = new ImageFetcher({
+      storeUrl: store.url,
+      store: store.local,
+      retry: { attempts: 2, baseDelayMs: 1 },
+      fetch: failing,
+    });
+    const error = await assertRejects(() => broken.fetchBlob(digest, bytes.length), StoreError);
+    assertEquals(error.code, "fetch_failed");
+    assertStringIncludes(error.message, "network is down");
+    assertEquals(await store.local.has(digest), false);
+    await fetcher(store).fetchBlob(digest, bytes.length);
+    const gets = getsOf(store, bytes);
+    assertEquals(gets.length, 2);
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(gets[1].range ?? "")?.[1]);
+    assert(resumedAt > 0 && resumedAt <= 100_000, `resumed with ${gets[1].range}`);
+    assertEquals(await localBytes(store, bytes), bytes);
   });
 });

@@ -10,21 +10,18 @@
  * validated before they touch a path.
  */
 import { z } from "zod";
-import { TmlError } from "../errors.ts";
+import { StoreError } from "./errors.ts";
 
 export const Sha256Digest = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits");
 export type Sha256Digest = z.infer<typeof Sha256Digest>;
 
-/** Throws a 400 naming `field` unless `value` is 64 lowercase hex digits. */
+/** Throws StoreError `invalid_digest` (400) naming `field` unless `value` is 64 lowercase hex. */
 export function assertDigest(value: string, field = "digest"): string {
   if (!Sha256Digest.safeParse(value).success) {
-    throw new TmlError(
+    throw new StoreError(
       "invalid_digest",
       `Invalid ${field}: expected 64 lowercase hex digits, got "${value.slice(0, 80)}"`,
-      {
-        status: 400,
-        field,
-      },
+      { field },
     );
   }
   return value;

@@ -125,10 +125,20 @@ function invalidManifest(detail: string, field?: string): StoreError {
   return new StoreError("invalid_manifest", `Cannot read image manifest: ${detail}`, { field });
 }
 
+/** `key: problem (manifest)`, the grammar of every validation error (lib/zod_issues.ts). */
+function keyProblem(field: string, problem: string): string {
+  return `${field}: ${problem} (manifest)`;
+}
+
+/** An error about one key, which it names. */
+function invalidKey(field: string, problem: string): StoreError {
+  return invalidManifest(keyProblem(field, problem), field);
+}
+
 function describeIssue(issue: z.core.$ZodIssue): string {
   // A bad record key reports the key's own issue one level down; its message says more.
   const message = issue.code === "invalid_key" ? issue.issues[0]?.message : issue.message;
-  return `${tomlKeyPath(issue.path)}: ${message}`;
+  return keyProblem(tomlKeyPath(issue.path), message ?? "invalid");
 }
 
 /** Parses and validates a manifest; throws StoreError `invalid_manifest` naming the key. */
@@ -237,16 +247,18 @@ export function imageIdOf(bytes: Uint8Array): string {
   return sha256Bytes(bytes);
 }
 
-/** Bytes of all blobs an image lists (shared blobs counted once per label). */
+/** Bytes of the distinct blobs an image lists: a blob under two labels is stored once. */
 export function manifestTotalSize(m: ImageManifest): number {
-  return Object.values(m.blobs).reduce((total, blob) => total + blob.size, 0);
+  const sizes = new Map(Object.values(m.blobs).map((blob) => [blob.sha256, blob.size]));
+  return [...sizes.values()].reduce((total, size) => total + size, 0);
 }
 
 // ---- image kinds --------------------------------------------------------------------------
 
 export const QEMU_LAYERED = "org.tockos.treadmill.image.qemu_layered_v0";
 export const NBD_QCOW2_LAYERED = "org.tockos.treadmill.image.nbd_qcow2_layered_v0";
-export const KERNEL_BOOT = "dev.tml.kernel_boot";
+/** tml's attribute namespace for direct kernel boot; see kernelBootOf. */
+export const KERNEL_BOOT = "dev.tml.manifest-ext.kernel_boot";
 
 /** A blob an image names, with its content address. */
 export interface BlobRef {
@@ -264,10 +276,7 @@ export interface QcowLayer extends BlobRef {
 function blobRef(m: ImageManifest, label: string, field: string): BlobRef {
   const blob = m.blobs[label];
   if (blob === undefined) {
-    throw invalidManifest(
-      `${field}: names blob "${label}", which the manifest does not list`,
-      field,
-    );
+    throw invalidKey(field, `names blob "${label}", which the manifest does not list`);
   }
   return { label, sha256: blob.sha256, size: blob.size };
 }
@@ -282,7 +291,7 @@ function blobAttrField(label: string, name: string): string {
 
 function requiredImageAttr(m: ImageManifest, name: string): string {
   const value = m.attrs[name];
-  if (value === undefined) throw invalidManifest(`${imageAttrField(name)}: required`);
+  if (value === undefined) throw invalidKey(imageAttrField(name), "required");
   return value;
 }
 
@@ -294,7 +303,7 @@ function qcowChain(m: ImageManifest, ns: string, head: string, headField: string
   let field = headField;
   while (label !== undefined) {
     if (seen.has(label)) {
-      throw invalidManifest(`${field}: layer "${label}" is already in the chain (a cycle)`, field);
+      throw invalidKey(field, `layer "${label}" is already in the chain (a cycle)`);
     }
     seen.add(label);
     const ref = blobRef(m, label, field);
@@ -302,11 +311,11 @@ function qcowChain(m: ImageManifest, ns: string, head: string, headField: string
     const sizeField = blobAttrField(label, `${ns}.blob-virtual-size`);
     const virtualSize = attrs[`${ns}.blob-virtual-size`];
     if (virtualSize === undefined || !/^\d{1,16}$/.test(virtualSize)) {
-      throw invalidManifest(
-        `${sizeField}: expected a size in bytes, got ${
+      throw invalidKey(
+        sizeField,
+        `expected a size in bytes, got ${
           virtualSize === undefined ? "nothing" : `"${virtualSize}"`
         }`,
-        sizeField,
       );
     }
     const lower: string | undefined = attrs[`${ns}.lower`];
@@ -347,8 +356,16 @@ export function nbdLayers(m: ImageManifest): { boot: BlobRef; root: QcowLayer[] 
 }
 
 /**
- * tml's kernel-boot extension: image attrs `dev.tml.kernel_boot.kernel` and `.initrd` name
- * blobs, `.cmdline` is the kernel command line. Undefined when the image has no kernel attr.
+ * tml's direct-kernel-boot attributes, image attrs in the KERNEL_BOOT namespace:
+ *
+ *   "dev.tml.manifest-ext.kernel_boot.kernel"  = "<blob label>"   the kernel (required)
+ *   "dev.tml.manifest-ext.kernel_boot.initrd"  = "<blob label>"   an initramfs (optional)
+ *   "dev.tml.manifest-ext.kernel_boot.cmdline" = "console=ttyS0"  the command line (optional)
+ *
+ * The command line is the attr's string itself, not a blob: it is short, and keeping it in the
+ * manifest makes it visible in `tml image show` and part of the image id. These are plain
+ * attrs, so Treadmill (which ignores unknown attrs) still reads such a manifest. Undefined when
+ * the image has none of them; an initrd or cmdline without a kernel is an error.
  */
 export function kernelBootOf(
   m: ImageManifest,
@@ -358,7 +375,7 @@ export function kernelBootOf(
   const cmdline = m.attrs[`${KERNEL_BOOT}.cmdline`];
   if (kernel === undefined) {
     if (initrd !== undefined || cmdline !== undefined) {
-      throw invalidManifest(`${imageAttrField(`${KERNEL_BOOT}.kernel`)}: required`);
+      throw invalidKey(imageAttrField(`${KERNEL_BOOT}.kernel`), "required");
     }
     return undefined;
   }

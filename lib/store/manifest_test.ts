@@ -140,8 +140,8 @@ Deno.test("kernelBootOf() refuses a kernel attr naming a missing blob", () => {
   delete m.blobs.kernel;
   assertThrows(() => kernelBootOf(m), StoreError, 'names blob "kernel"');
   const noKernel = parseManifest(fixture("kernel_boot.toml"));
-  delete noKernel.attrs["dev.tml.kernel_boot.kernel"];
-  assertThrows(() => kernelBootOf(noKernel), StoreError, "dev.tml.kernel_boot.kernel");
+  delete noKernel.attrs["dev.tml.manifest-ext.kernel_boot.kernel"];
+  assertThrows(() => kernelBootOf(noKernel), StoreError, "dev.tml.manifest-ext.kernel_boot.kernel");
 });
 
 Deno.test("imageIdOf() is the SHA-256 of the exact manifest bytes", () => {
@@ -173,6 +173,33 @@ Deno.test("writeManifest() refuses a manifest that breaks a limit", () => {
     () => writeManifest({ ...m, label: "x".repeat(LABEL_MAX_BYTES + 1) }),
     StoreError,
     "base.label",
+  );
+});
+
+Deno.test("manifestTotalSize() counts a blob listed under two labels once", () => {
+  const m = parseManifest(fixture("qemu_layered.toml"));
+  m.blobs["again"] = { ...m.blobs["layer-0"], attrs: {} };
+  assertEquals(manifestTotalSize(m), 11);
+});
+
+Deno.test("parseManifest() errors read `key: problem (manifest)`", () => {
+  const error = rejects(fixture("invalid/float_size.toml"), "float");
+  assertEquals(
+    error.message,
+    'Cannot read image manifest: "org.tockos.treadmill.manifest-ext.base.blobs".layer-0.' +
+      '"org.tockos.treadmill.manifest-ext.base.size": expected an integer, got float (manifest)',
+  );
+  const text = fixture("qemu_layered.toml").replace(
+    '"org.tockos.treadmill.image.qemu_layered_v0.head" = "layer-1"',
+    '"org.tockos.treadmill.image.qemu_layered_v0.head" = 1',
+  );
+  rejects(
+    text,
+    '"org.tockos.treadmill.manifest-ext.base.attrs"."org.tockos.treadmill.image.qemu_layered_v0.head": expected a string, got integer (manifest)',
+  );
+  rejects(
+    fixture("netboot.toml").replace('base.revision" = 0', 'base.revision" = "0"'),
+    '"org.tockos.treadmill.manifest-ext.base.revision": expected an integer, got string (manifest)',
   );
 });
 

@@ -1,5 +1,5 @@
 import { assertEquals } from "../testing/asserts.ts";
-import { sha256Bytes, sha256File } from "./sha256.ts";
+import { sha256Bytes, sha256File, Sha256Hasher } from "./sha256.ts";
 
 Deno.test("sha256Bytes() matches the FIPS 180-2 test vector", () => {
   assertEquals(
@@ -24,4 +24,14 @@ Deno.test("sha256File() hashes files across 1 MiB read blocks and empty files", 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("Sha256Hasher hashes chunks as one stream and counts their bytes", () => {
+  const bytes = new Uint8Array(200_000).map((_, i) => (i * 7) & 0xff);
+  const hasher = new Sha256Hasher();
+  for (const cut of [[0, 1], [1, 65_536], [65_536, 65_536], [65_536, 200_000]]) {
+    hasher.update(bytes.subarray(cut[0], cut[1]));
+  }
+  assertEquals(hasher.bytes, 200_000);
+  assertEquals(hasher.digest(), sha256Bytes(bytes));
 });

@@ -1,6 +1,7 @@
 /**
  * The behaviour every StoreBackend must show, as Deno tests a backend's test file registers
- * with `runStoreBackendConformance("directory", make)`.
+ * with `runStoreBackendConformance("directory", makeBackend)`. An S3-compatible backend passes
+ * the same suite before the image-store server may use it.
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../testing/asserts.ts";
 import { StoreError } from "./errors.ts";
@@ -10,7 +11,8 @@ import type { ByteSource, StoreBackend } from "./storage.ts";
 
 export interface BackendUnderTest {
   backend: StoreBackend;
-  close(): Promise<void>;
+  /** Removes everything the backend stored; called after each test. */
+  cleanup(): Promise<void>;
 }
 
 function patterned(size: number, seed = 1): Uint8Array {
@@ -41,15 +43,15 @@ async function paths(backend: StoreBackend, prefix: "blobs" | "images"): Promise
 
 export function runStoreBackendConformance(
   name: string,
-  make: () => Promise<BackendUnderTest>,
+  makeBackend: () => Promise<BackendUnderTest>,
 ): void {
   function test(title: string, body: (backend: StoreBackend) => Promise<void>): void {
     Deno.test(`StoreBackend(${name}) ${title}`, async () => {
-      const { backend, close } = await make();
+      const { backend, cleanup } = await makeBackend();
       try {
         await body(backend);
       } finally {
-        await close();
+        await cleanup();
       }
     });
   }
@@ -68,6 +70,79 @@ export function runStoreBackendConformance(
     assertEquals(await readAll(await backend.openRead(path)), bytes);
     const again = await backend.putVerified(path, chunked(bytes, 4096), { sha256: digest });
     assertEquals(again, { created: false, size: bytes.length });
+  });
+
+  test("putVerified() publishes nothing before the content is verified", async (backend) => {
+    const bytes = patterned(100_000, 17);
+    const digest = sha256Bytes(bytes);
+    const path = blobPath(digest);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => release = resolve);
+    let halfway!: () => void;
+    const atHalf = new Promise<void>((resolve) => halfway = resolve);
+    async function* paused(): AsyncIterable<Uint8Array> {
+      yield bytes.slice(0, 50_000);
+      halfway();
+      await released;
+      yield bytes.slice(50_000);
+    }
+    const put = backend.putVerified(path, paused(), { sha256: digest, size: bytes.length });
+    await atHalf;
+    // Half written: no reader may see the entry, whole or partial.
+    assertEquals(await backend.stat(path), undefined);
+    assertEquals(await paths(backend, "blobs"), []);
+    const early = await assertRejects(() => backend.openRead(path), StoreError);
+    assertEquals(early.code, "not_found");
+    release();
+    assertEquals(await put, { created: true, size: bytes.length });
+    assertEquals(await paths(backend, "blobs"), [path]);
+  });
+
+  test("putVerified() keeps an existing entry and stops reading the source", async (backend) => {
+    const bytes = patterned(20_000, 19);
+    const digest = sha256Bytes(bytes);
+    await backend.putBytes(blobPath(digest), bytes, digest);
+    let cancelled = false;
+    let pulled = 0;
+    const source = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(1000));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+    const result = await backend.putVerified(blobPath(digest), source, { sha256: digest });
+    assertEquals(result, { created: false, size: bytes.length });
+    assert(cancelled, "the source of an existing entry is cancelled");
+    assertEquals(pulled, 0);
+    assertEquals(await readAll(await backend.openRead(blobPath(digest))), bytes);
+    const wrongSize = await assertRejects(
+      () =>
+        backend.putVerified(blobPath(digest), chunked(bytes, 1000), {
+          sha256: digest,
+          size: bytes.length + 1,
+        }),
+      StoreError,
+    );
+    assertEquals(wrongSize.code, "size_mismatch");
+  });
+
+  test("putVerified() stores many different blobs at once", async (backend) => {
+    const blobs = Array.from({ length: 8 }, (_, i) => patterned(30_000 + i * 1111, 23 + i));
+    const results = await Promise.all(
+      blobs.map((bytes) =>
+        backend.putVerified(blobPath(sha256Bytes(bytes)), chunked(bytes, 3000), {
+          sha256: sha256Bytes(bytes),
+          size: bytes.length,
+        })
+      ),
+    );
+    assert(results.every((result) => result.created));
+    for (const bytes of blobs) {
+      assertEquals(await readAll(await backend.openRead(blobPath(sha256Bytes(bytes)))), bytes);
+    }
   });
 
   test("putBytes() stores a manifest under images/ and refuses wrong bytes", async (backend) => {
@@ -97,6 +172,20 @@ export function runStoreBackendConformance(
     for (const [start, end] of [[0, 5000], [10, 9], [-1, 3], [5000, 5000]]) {
       const error = await assertRejects(() => read(start, end), StoreError, "outside its 5000");
       assertEquals(error.code, "invalid_range");
+    }
+    // A multi-megabyte blob: ranges that start and end inside different read blocks.
+    const large = patterned(2_621_440 + 3, 3);
+    const largeDigest = sha256Bytes(large);
+    await backend.putVerified(blobPath(largeDigest), chunked(large, 262_144), {
+      sha256: largeDigest,
+    });
+    for (
+      const [start, end] of [[1_048_566, 2_097_162], [0, large.length - 1], [2_621_440, 2_621_442]]
+    ) {
+      assertEquals(
+        await readAll(await backend.openRead(blobPath(largeDigest), { start, end })),
+        large.subarray(start, end + 1),
+      );
     }
     const missing = await assertRejects(
       () => backend.openRead(blobPath(sha256Bytes("missing"))),
@@ -195,6 +284,23 @@ export function runStoreBackendConformance(
       { created: false, size: bytes.length },
     );
     assertEquals(offsets.length, 3);
+  });
+
+  test("putResumable() lets concurrent writers of one blob download it once", async (backend) => {
+    const bytes = patterned(80_000, 29);
+    const digest = sha256Bytes(bytes);
+    let opened = 0;
+    const open = (offset: number): Promise<ByteSource> => {
+      opened++;
+      return Promise.resolve(chunked(bytes.subarray(offset), 8192));
+    };
+    const expected = { sha256: digest, size: bytes.length };
+    const results = await Promise.all(
+      Array.from({ length: 3 }, () => backend.putResumable(blobPath(digest), open, expected)),
+    );
+    assertEquals(results.filter((result) => result.created).length, 1);
+    assertEquals(opened, 1);
+    assertEquals(await readAll(await backend.openRead(blobPath(digest))), bytes);
   });
 
   test("putResumable() starts over after delivering wrong bytes", async (backend) => {
