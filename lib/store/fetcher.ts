@@ -189,7 +189,8 @@ export class ImageFetcher {
     } catch (error) {
       throw new TransientError(`GET ${url} failed: ${describeError(error)}`, { cause: error });
     }
-    if (response.ok) return response;
+    // 416 answers a resumption from the very end of the blob; #openBlob reads it.
+    if (response.ok || (response.status === 416 && headers?.range !== undefined)) return response;
     await response.body?.cancel();
     const status = `GET ${url} answered ${response.status} ${response.statusText}`.trim();
     if (response.status >= 500 || response.status === 429) throw new TransientError(status);
@@ -203,10 +204,11 @@ export class ImageFetcher {
     const response = await this.#get(imagePath(imageId));
     const chunks: Uint8Array[] = [];
     let size = 0;
-    for await (const chunk of response.body ?? []) {
+    const length = response.headers.get("content-length");
+    const total = length === null ? undefined : Number(length);
+    for await (const chunk of receive(response.body, 0, 0, total, () => {})) {
       size += chunk.length;
       if (size > MANIFEST_MAX_BYTES) {
-        await response.body?.cancel();
         throw new StoreError(
           "invalid_manifest",
           `Cannot fetch image "${imageId}": its manifest exceeds ${MANIFEST_MAX_BYTES} bytes`,
@@ -239,6 +241,18 @@ export class ImageFetcher {
     );
     let skip = 0;
     let total = size;
+    if (response.status === 416) {
+      // Every byte already arrived (the partial ends where the blob does): nothing to read,
+      // and the store verifies the partial as it is. Anything else is not this blob.
+      await response.body?.cancel();
+      const range = /^bytes \*\/(\d+)$/.exec(response.headers.get("content-range") ?? "");
+      if (range !== null && Number(range[1]) === offset) return ReadableStream.from([]);
+      throw new StoreError(
+        "size_mismatch",
+        `Cannot fetch blob "${digest}": ${offset} bytes were received, but the store answered ` +
+          `"${response.headers.get("content-range")}" to "bytes=${offset}-"`,
+      );
+    }
     if (response.status === 206) {
       const range = parseContentRange(response.headers.get("content-range"));
       if (range === undefined || range.start !== offset) {
@@ -256,7 +270,7 @@ export class ImageFetcher {
       const length = response.headers.get("content-length");
       if (length !== null) total ??= Number(length);
     }
-    return receive(response.body ?? ReadableStream.from([]), offset, skip, total, onBytes);
+    return receive(response.body, offset, skip, total, onBytes);
   }
 }
 
@@ -266,14 +280,14 @@ export class ImageFetcher {
  * arrive are kept for the Range request of the next attempt.
  */
 async function* receive(
-  body: ReadableStream<Uint8Array>,
+  body: ReadableStream<Uint8Array> | null,
   offset: number,
   skip: number,
   total: number | undefined,
   onBytes: (bytes: number) => void,
 ): AsyncIterable<Uint8Array> {
   let received = offset;
-  const reader = body.getReader();
+  const reader = (body ?? ReadableStream.from<Uint8Array>([])).getReader();
   try {
     while (true) {
       let read: ReadableStreamReadResult<Uint8Array>;

@@ -4,9 +4,10 @@ import { DirectoryBackend } from "./directory_backend.ts";
 import { StoreError } from "./errors.ts";
 import { type FetchProgress, ImageFetcher } from "./fetcher.ts";
 import { contentRangeHeader, parseRangeHeader } from "./http_range.ts";
-import { blobPath, parseStorePath } from "./layout.ts";
+import { blobPath, imagePath, parseStorePath } from "./layout.ts";
 import { type ImageManifest, writeManifest } from "./manifest.ts";
 import { sha256Bytes } from "./sha256.ts";
+import type { ByteRange } from "./storage.ts";
 
 /** How the test server misbehaves for one store path. */
 interface Fault {
@@ -51,7 +52,16 @@ async function withTestStore(body: (store: TestStore) => Promise<void>): Promise
     if (parseStorePath(path) === undefined) return new Response("no", { status: 404 });
     const info = await backend.stat(path);
     if (info === undefined) return new Response("not here", { status: 404 });
-    const wanted = fault.ignoreRange ? undefined : parseRangeHeader(range, info.size);
+    let wanted: ByteRange | undefined;
+    try {
+      wanted = fault.ignoreRange ? undefined : parseRangeHeader(range, info.size);
+    } catch (error) {
+      if (!(error instanceof StoreError)) throw error;
+      return new Response(null, {
+        status: 416,
+        headers: { "content-range": `bytes */${info.size}` },
+      });
+    }
     let bytes = new Uint8Array(
       await new Response(await backend.openRead(path, wanted)).arrayBuffer(),
     );
@@ -248,6 +258,18 @@ Deno.test("ImageFetcher.fetchImage() refuses a manifest whose bytes do not match
   });
 });
 
+Deno.test("ImageFetcher.fetchImage() retries a manifest cut off on the wire", async () => {
+  await withTestStore(async (store) => {
+    const bytes = patterned(100, 37);
+    const id = await publish(store, [bytes]);
+    store.faults.set(imagePath(id), { cutAfter: 50 });
+    const manifest = await fetcher(store).fetchImage(id);
+    assertEquals(manifest.label, "test image");
+    assertEquals(store.gets.filter((get) => get.path === imagePath(id)).length, 2);
+    assertEquals(await store.local.hasImage(id), true);
+  });
+});
+
 Deno.test("ImageFetcher.fetchImage() shares one download between concurrent calls", async () => {
   await withTestStore(async (store) => {
     const shared = patterned(400_000, 23);
@@ -399,6 +421,40 @@ Deno.test("ImageFetcher.fetchBlob() resumes the partial a failed fetcher left be
     assertEquals(gets.length, 2);
     const resumedAt = Number(/^bytes=(\d+)-$/.exec(gets[1].range ?? "")?.[1]);
     assert(resumedAt > 0 && resumedAt <= 100_000, `resumed with ${gets[1].range}`);
+    assertEquals(await localBytes(store, bytes), bytes);
+  });
+});
+
+Deno.test("ImageFetcher.fetchBlob() commits a partial that already holds every byte", async () => {
+  await withTestStore(async (store) => {
+    const bytes = patterned(60_000, 89);
+    const digest = sha256Bytes(bytes);
+    await store.upstream.put(digest, ReadableStream.from([bytes]));
+    // The first link delivers every byte, then fails instead of ending, then stays down.
+    let calls = 0;
+    const failing: typeof fetch = async (input, init) => {
+      if (calls++ > 0) throw new TypeError("network is down");
+      const response = await fetch(input, init);
+      const reader = response.body!.getReader();
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { done, value } = await reader.read();
+          if (done) controller.error(new TypeError("connection reset"));
+          else controller.enqueue(value);
+        },
+      });
+      return new Response(body, { status: response.status, headers: response.headers });
+    };
+    const broken = new ImageFetcher({
+      storeUrl: store.url,
+      store: store.local,
+      retry: { attempts: 1, baseDelayMs: 1 },
+      fetch: failing,
+    });
+    await assertRejects(() => broken.fetchBlob(digest), StoreError, "network is down");
+    // Without the size the fetcher asks for the rest and hears 416: nothing is left to send.
+    await fetcher(store).fetchBlob(digest);
+    assertEquals(getsOf(store, bytes).map((get) => get.range), [null, "bytes=60000-"]);
     assertEquals(await localBytes(store, bytes), bytes);
   });
 });

@@ -113,7 +113,7 @@ const RawManifest = z.object({
 });
 
 /** Writes a key path the way TOML spells it: bare where possible, else quoted. */
-export function tomlKeyPath(path: readonly PropertyKey[]): string {
+function tomlKeyPath(path: readonly PropertyKey[]): string {
   if (path.length === 0) return "(document)";
   return path.map((segment) => {
     const key = String(segment);

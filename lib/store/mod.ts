@@ -28,7 +28,7 @@ export {
   qemuLayerChain,
   writeManifest,
 } from "./manifest.ts";
-export { sha256Bytes, sha256File } from "./sha256.ts";
+export { hashFileInto, sha256Bytes, sha256File, Sha256Hasher } from "./sha256.ts";
 export type {
   ByteRange,
   ByteSource,
@@ -36,7 +36,7 @@ export type {
   StoreBackend,
   StoredEntry,
 } from "./storage.ts";
-export { DirectoryBackend } from "./directory_backend.ts";
+export { DirectoryBackend, STALE_TMP_MS } from "./directory_backend.ts";
 export { BlobStore, openDirectoryStore } from "./blob_store.ts";
 export { contentRangeHeader, parseContentRange, parseRangeHeader } from "./http_range.ts";
 export {

@@ -41,8 +41,10 @@ export interface StoreBackend {
   ): Promise<{ created: boolean; size: number }>;
   /**
    * Like putVerified, but bytes received before `source` failed are kept, per path, and the
-   * next call continues after them: `open(offset)` must yield the content from `offset` on.
-   * Used by downloads, which resume with `Range: bytes=offset-` after a dropped connection.
+   * next call continues after them: `open(offset)` must yield the content from `offset` on
+   * (it is not called when the kept bytes already number `expected.size`). Used by downloads,
+   * which resume with `Range: bytes=offset-` after a dropped connection. Concurrent calls for
+   * one path run one at a time, so a second caller finds the entry stored and reads nothing.
    */
   putResumable(
     path: string,

@@ -286,6 +286,33 @@ export function runStoreBackendConformance(
     assertEquals(offsets.length, 3);
   });
 
+  test("putResumable() verifies kept bytes that are already complete", async (backend) => {
+    const bytes = patterned(40_000, 31);
+    const digest = sha256Bytes(bytes);
+    async function* allThenFail(): AsyncIterable<Uint8Array> {
+      yield* chunked(bytes, 10_000);
+      throw new Error("connection reset after the last byte");
+    }
+    const offsets: number[] = [];
+    const open = (offset: number): Promise<ByteSource> => {
+      offsets.push(offset);
+      return Promise.resolve(offset === 0 ? allThenFail() : chunked(bytes.subarray(offset), 10));
+    };
+    const path = blobPath(digest);
+    for (const size of [bytes.length, undefined]) {
+      await assertRejects(() => backend.putResumable(path, open, { sha256: digest, size }));
+      assertEquals(
+        await backend.putResumable(path, open, { sha256: digest, size }),
+        { created: true, size: bytes.length },
+      );
+      assertEquals(await readAll(await backend.openRead(path)), bytes);
+      await backend.delete(path);
+    }
+    // Known size: the complete partial is committed without asking for more. Unknown size:
+    // open() is asked for the (empty) rest.
+    assertEquals(offsets, [0, 0, bytes.length]);
+  });
+
   test("putResumable() lets concurrent writers of one blob download it once", async (backend) => {
     const bytes = patterned(80_000, 29);
     const digest = sha256Bytes(bytes);
