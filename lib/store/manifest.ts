@@ -204,9 +204,9 @@ function tomlString(value: string): string {
   return `"${escaped}"`;
 }
 
+/** A table of strings; written even when empty, because Treadmill's reader requires it. */
 function stringTable(header: readonly string[], map: Record<string, string>): string[] {
   const entries = Object.entries(map);
-  if (entries.length === 0) return [];
   return [
     "",
     `[${tomlKeyPath(header)}]`,
@@ -215,8 +215,10 @@ function stringTable(header: readonly string[], map: Record<string, string>): st
 }
 
 /**
- * Writes `m` in Treadmill's layout. The output is parsed back before it is returned, so the
- * writer can never publish a manifest that readers would refuse.
+ * Writes `m` in Treadmill's layout. Treadmill's reader (serde) requires the image's and every
+ * blob's `attrs` table and the `blobs` table, so they are written even when empty. The output
+ * is parsed back before it is returned, so the writer can never publish a manifest that
+ * readers would refuse.
  */
 export function writeManifest(m: ImageManifest): Uint8Array {
   const lines = [
@@ -228,6 +230,7 @@ export function writeManifest(m: ImageManifest): Uint8Array {
     `${tomlString(K.description)} = ${tomlString(m.description)}`,
     ...stringTable([K.attrs], m.attrs),
   ];
+  if (Object.keys(m.blobs).length === 0) lines.push("", `[${tomlKeyPath([K.blobs])}]`);
   for (const [label, blob] of Object.entries(m.blobs)) {
     lines.push(
       "",

@@ -167,6 +167,47 @@ Deno.test("writeManifest() output parses back to the same manifest", () => {
   assertEquals(parseManifest(writeManifest(awkward)), awkward);
 });
 
+Deno.test("writeManifest() writes every table Treadmill's reader requires, even empty", () => {
+  const bare: ImageManifest = {
+    label: "bare",
+    revision: 0,
+    description: "",
+    attrs: {},
+    blobs: {},
+    extensions: ["org.tockos.treadmill.manifest-ext.base"],
+  };
+  assertEquals(
+    new TextDecoder().decode(writeManifest(bare)),
+    [
+      "manifest_version = 0",
+      'manifest_extensions = ["org.tockos.treadmill.manifest-ext.base"]',
+      "",
+      '"org.tockos.treadmill.manifest-ext.base.label" = "bare"',
+      '"org.tockos.treadmill.manifest-ext.base.revision" = 0',
+      '"org.tockos.treadmill.manifest-ext.base.description" = ""',
+      "",
+      '["org.tockos.treadmill.manifest-ext.base.attrs"]',
+      "",
+      '["org.tockos.treadmill.manifest-ext.base.blobs"]',
+      "",
+    ].join("\n"),
+  );
+  const withBlob = new TextDecoder().decode(writeManifest({
+    ...bare,
+    blobs: { disk: { sha256: DIGEST, size: 1, attrs: {} } },
+  }));
+  assert(
+    withBlob.endsWith(
+      '["org.tockos.treadmill.manifest-ext.base.blobs".disk]\n' +
+        `"org.tockos.treadmill.manifest-ext.base.sha256-digest" = "${DIGEST}"\n` +
+        '"org.tockos.treadmill.manifest-ext.base.size" = 1\n' +
+        "\n" +
+        '["org.tockos.treadmill.manifest-ext.base.blobs".disk."org.tockos.treadmill.manifest-ext.base.attrs"]\n',
+    ),
+    withBlob,
+  );
+});
+
 Deno.test("writeManifest() refuses a manifest that breaks a limit", () => {
   const m = parseManifest(fixture("netboot.toml"));
   assertThrows(
