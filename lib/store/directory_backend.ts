@@ -2,6 +2,16 @@
  * A StoreBackend over a local directory laid out as layout.ts draws it. Every write lands in
  * `<root>/tmp/` (the same filesystem), is hashed while written, verified, fsynced and then
  * hard-linked into place, so a reader never sees a partial or unverified entry.
+ *
+ *   source ──> tmp/<uuid>.part ──(size + SHA-256 match, fsync)──> link ──> blobs/ab/cd/ef/<d>
+ *                    │                                               │
+ *                    └── mismatch / error: unlinked            EEXIST: another writer of the
+ *                                                               same bytes won; ours is dropped
+ *
+ * A link, unlike a rename, never replaces an entry, so a stored blob keeps its inode and mtime
+ * (the garbage collector's grace period reads it) however many writers race. A crash leaves
+ * at most a file in tmp/, which the next start removes once it is STALE_TMP_MS old; resumable
+ * downloads keep theirs there under a per-digest name (`resume-blob-<digest>`) and lock it.
  */
 import { dirname, join } from "node:path";
 import { StoreError } from "./errors.ts";
