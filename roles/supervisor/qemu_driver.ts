@@ -26,6 +26,7 @@ import {
   qemuLayerChain,
 } from "../../lib/store/mod.ts";
 import { requireProgram } from "../../lib/system_packages.ts";
+import { QEMU_IMG, QEMU_SYSTEM } from "../../lib/qemu_programs.ts";
 import {
   type HostDriver,
   type HostEvents,
@@ -77,9 +78,9 @@ export class QemuDriver implements HostDriver {
   #findPrograms(): Promise<{ qemu: string; qemuImg: string }> {
     this.#programs ??= (async () => ({
       qemu: this.options.qemuBinary ??
-        await requireProgram({ command: "qemu-system-x86_64", debianPackage: "qemu-system-x86" }),
+        await requireProgram(QEMU_SYSTEM),
       qemuImg: this.options.qemuImgBinary ??
-        await requireProgram({ command: "qemu-img", debianPackage: "qemu-utils" }),
+        await requireProgram(QEMU_IMG),
     }))();
     this.#programs.catch(() => (this.#programs = undefined));
     return this.#programs;

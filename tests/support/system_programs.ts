@@ -1,4 +1,5 @@
 /** The system programs the test suite drives, with the Debian packages that provide them. */
+import { QEMU_IMG, QEMU_SYSTEM } from "../../lib/qemu_programs.ts";
 import type { SystemProgram } from "../../lib/system_packages.ts";
 
 export const POSTGRES_SERVER: SystemProgram = {
@@ -7,10 +8,19 @@ export const POSTGRES_SERVER: SystemProgram = {
   searchDirs: ["/usr/lib/postgresql/*/bin"],
 };
 
+export const WGET: SystemProgram = { command: "wget", debianPackage: "wget" };
+
 /** `tml job enqueue` makes tml's own SSH key with it (roles/client/ssh_keys.ts). */
 export const SSH_KEYGEN: SystemProgram = { command: "ssh-keygen", debianPackage: "openssh-client" };
 
 /** The client's end-to-end test runs a CI script that parses `tml job enqueue` with it. */
 export const JQ: SystemProgram = { command: "jq", debianPackage: "jq" };
 
-export const TEST_SYSTEM_PROGRAMS: SystemProgram[] = [POSTGRES_SERVER, SSH_KEYGEN, JQ];
+export const TEST_SYSTEM_PROGRAMS: SystemProgram[] = [
+  POSTGRES_SERVER,
+  WGET,
+  QEMU_SYSTEM,
+  QEMU_IMG,
+  SSH_KEYGEN,
+  JQ,
+];

@@ -5,10 +5,9 @@
  */
 import { z } from "zod";
 import { requireProgram } from "../../../lib/system_packages.ts";
+import { QEMU_IMG } from "../../../lib/qemu_programs.ts";
 import { formatZodError } from "../../../lib/zod_issues.ts";
 import { ImageCommandError } from "./errors.ts";
-
-export const QEMU_IMG = { command: "qemu-img", debianPackage: "qemu-utils" };
 
 export const QemuImgInfo = z.object({
   format: z.string(),

@@ -1,0 +1,373 @@
+/**
+ * The test guest recipe: a small VM image built from Debian packages only, which boots the
+ * Debian cloud kernel directly (tml's kernel-boot manifest extension) into a busybox initramfs
+ * that runs the real `tml puppet`. Deno and the bundled tml live on a one-layer qcow2 disk
+ * (a 95 MB initramfs would be slow to unpack under software emulation).
+ *
+ * The result is a store-layout image cached under `.cache/test-guest/<key>`, where the key
+ * hashes every input (this recipe, the package versions, the deno binary, the tml bundle), so
+ * it is built once per machine and again only when an input changes.
+ *
+ * Usage: deno run -A images/test_guest/build.ts [OUT_STORE_DIR]
+ *   prints the image id; with OUT_STORE_DIR, also copies the image into that directory store.
+ */
+import { dirname, join } from "node:path";
+import { TmlError } from "../../lib/errors.ts";
+import {
+  BASE_EXTENSION,
+  type BlobStore,
+  imageIdOf,
+  KERNEL_BOOT,
+  openDirectoryStore,
+  QEMU_LAYERED,
+  sha256Bytes,
+  sha256File,
+  writeManifest,
+} from "../../lib/store/mod.ts";
+import { PUPPET_FW_CFG_SECRET, PUPPET_VIRTIO_PORT_NAME } from "../../lib/protocol/puppet.ts";
+import { requireProgram } from "../../lib/system_packages.ts";
+import { QEMU_IMG } from "../../lib/qemu_programs.ts";
+import { type CpioEntry, writeCpioGz } from "./cpio.ts";
+
+const REPO = new URL("../../", import.meta.url).pathname;
+const RECIPE_FILES = ["build.ts", "cpio.ts", "init.sh"].map((name) =>
+  new URL(name, import.meta.url).pathname
+);
+export const DEFAULT_CACHE_ROOT = join(REPO, ".cache/test-guest");
+
+/** Modules the guest needs, by name; their dependencies are loaded first. */
+const WANTED_MODULES = [
+  "virtio_pci",
+  "virtio_blk",
+  "virtio_console",
+  "qemu_fw_cfg",
+  "evdev",
+  "button",
+];
+export const KERNEL_CMDLINE = "console=ttyS0 panic=-1 quiet";
+
+export class TestGuestError extends TmlError {
+  constructor(message: string, cause?: unknown) {
+    super("test_guest_build", message, { cause });
+  }
+}
+
+export interface TestGuest {
+  imageId: string;
+  /** The directory store holding the image. */
+  storeDir: string;
+  store: BlobStore;
+}
+
+export interface BuildOptions {
+  cacheRoot?: string;
+  /** Progress lines (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** Builds the test guest, or returns the cached build of the same inputs. */
+export async function buildTestGuest(options: BuildOptions = {}): Promise<TestGuest> {
+  const cacheRoot = options.cacheRoot ?? DEFAULT_CACHE_ROOT;
+  const log = options.log ?? ((line: string) => console.error(`test-guest: ${line}`));
+  await Deno.mkdir(cacheRoot, { recursive: true });
+  const scratch = await Deno.makeTempDir({ dir: cacheRoot, prefix: "build-" });
+  try {
+    const bundle = join(scratch, "tml.js");
+    await run(Deno.execPath(), ["bundle", "--quiet", "-o", bundle, "main.ts"], { cwd: REPO });
+    const kernelPackage = await kernelPackageName();
+    const packages = {
+      [kernelPackage]: await packageVersion(kernelPackage),
+      "busybox-static": await packageVersion("busybox-static"),
+    };
+    const key = sha256Bytes(JSON.stringify({
+      recipe: await Promise.all(RECIPE_FILES.map((file) => Deno.readTextFile(file))),
+      packages,
+      deno: [Deno.version.deno, (await Deno.stat(Deno.execPath())).size],
+      bundle: await sha256File(bundle),
+    })).slice(0, 16);
+    const storeDir = join(cacheRoot, key);
+    const cachedId = await Deno.readTextFile(join(storeDir, "image-id")).catch(() => undefined);
+    if (cachedId !== undefined) {
+      return { imageId: cachedId.trim(), storeDir, store: openDirectoryStore(storeDir) };
+    }
+
+    log(`building ${storeDir} (once per machine)`);
+    const debs = join(cacheRoot, "debs");
+    const root = join(scratch, "root");
+    for (const [name, version] of Object.entries(packages)) {
+      const deb = await downloadPackage(debs, name, version);
+      await run("dpkg-deb", ["-x", deb, root]);
+    }
+    const kernel = await onlyFile(join(root, "boot"), /^vmlinuz-/);
+    const initrd = join(scratch, "initrd.gz");
+    await Deno.writeFile(initrd, await writeCpioGz(await initramfsEntries(root)));
+    const disk = await buildDisk(scratch, bundle);
+    log("disk and initramfs built; storing the image");
+
+    const stage = join(scratch, "store");
+    const store = openDirectoryStore(stage);
+    const blobs: Record<string, { sha256: string; size: number; attrs: Record<string, string> }> =
+      {};
+    for (
+      const [label, file, attrs] of [
+        ["kernel", kernel, {}],
+        ["initrd", initrd, {}],
+        ["root", disk.qcow2, { [`${QEMU_LAYERED}.blob-virtual-size`]: String(disk.virtualSize) }],
+      ] as const
+    ) {
+      const sha256 = await sha256File(file);
+      const { size } = await store.put(sha256, (await Deno.open(file)).readable);
+      blobs[label] = { sha256, size, attrs };
+    }
+    const manifest = writeManifest({
+      label: "tml test guest",
+      revision: 0,
+      description: `Debian ${kernelPackage} ${packages[kernelPackage]}, busybox-static ` +
+        `${packages["busybox-static"]}, deno ${Deno.version.deno} and the tml puppet`,
+      attrs: {
+        [`${QEMU_LAYERED}.head`]: "root",
+        [`${KERNEL_BOOT}.kernel`]: "kernel",
+        [`${KERNEL_BOOT}.initrd`]: "initrd",
+        [`${KERNEL_BOOT}.cmdline`]: KERNEL_CMDLINE,
+      },
+      blobs,
+      extensions: [BASE_EXTENSION],
+    });
+    const imageId = await store.putManifest(manifest);
+    if (imageId !== imageIdOf(manifest)) throw new TestGuestError("Cannot store the manifest");
+    await Deno.writeTextFile(join(stage, "image-id"), imageId + "\n");
+    await Deno.remove(storeDir, { recursive: true }).catch(() => {});
+    await Deno.rename(stage, storeDir);
+    log(`built image ${imageId}`);
+    return { imageId, storeDir, store: openDirectoryStore(storeDir) };
+  } finally {
+    await Deno.remove(scratch, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Copies the image into another directory store (a site cache, a test's store). */
+export async function copyImage(guest: TestGuest, target: BlobStore): Promise<void> {
+  const manifest = await guest.store.readManifestBytes(guest.imageId);
+  if (manifest === undefined) throw new TestGuestError(`Cannot find image "${guest.imageId}"`);
+  const parsed = (await guest.store.readManifest(guest.imageId))!;
+  for (const blob of Object.values(parsed.blobs)) {
+    await target.put(blob.sha256, await guest.store.open(blob.sha256), blob.size);
+  }
+  await target.putManifest(manifest);
+}
+
+async function run(
+  command: string,
+  args: string[],
+  options: { cwd?: string } = {},
+): Promise<string> {
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(command, { args, cwd: options.cwd, stdin: "null" }).output();
+  } catch (error) {
+    throw new TestGuestError(`Cannot run "${command}": ${(error as Error).message}`, error);
+  }
+  if (!output.success) {
+    const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").slice(-5).join("\n");
+    throw new TestGuestError(
+      `Cannot run "${command} ${args.join(" ")}": exit code ${output.code}: ${stderr}`,
+    );
+  }
+  return new TextDecoder().decode(output.stdout);
+}
+
+async function aptField(name: string, field: string): Promise<string> {
+  const text = await run("apt-cache", ["show", "--no-all-versions", name]);
+  const match = new RegExp(`^${field}: (.+)$`, "m").exec(text);
+  if (match === null) {
+    throw new TestGuestError(`Cannot find the ${field} of Debian package "${name}"`);
+  }
+  return match[1].trim();
+}
+
+/** `linux-image-cloud-amd64` depends on the versioned package that holds the kernel. */
+async function kernelPackageName(): Promise<string> {
+  const depends = await aptField("linux-image-cloud-amd64", "Depends");
+  const match = /linux-image-[0-9][^ ,]*-cloud-amd64/.exec(depends);
+  if (match === null) {
+    throw new TestGuestError(`Cannot find the cloud kernel package in "${depends}"`);
+  }
+  return match[0];
+}
+
+function packageVersion(name: string): Promise<string> {
+  return aptField(name, "Version");
+}
+
+async function downloadPackage(dir: string, name: string, version: string): Promise<string> {
+  const file = join(dir, `${name}_${version.replaceAll(":", "%3a")}_amd64.deb`);
+  if (await Deno.stat(file).then(() => true, () => false)) return file;
+  await Deno.mkdir(dir, { recursive: true });
+  await run("apt-get", ["download", `${name}=${version}`], { cwd: dir });
+  await Deno.stat(file).catch((error) => {
+    throw new TestGuestError(`Cannot find "${file}" after apt-get download`, error);
+  });
+  return file;
+}
+
+async function onlyFile(dir: string, pattern: RegExp): Promise<string> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (pattern.test(entry.name)) found.push(join(dir, entry.name));
+  }
+  if (found.length !== 1) {
+    throw new TestGuestError(`Cannot pick one file matching ${pattern} in "${dir}": ${found}`);
+  }
+  return found[0];
+}
+
+/** All `.ko` files under `dir`, by module name. */
+async function moduleFiles(dir: string, into = new Map<string, string>()) {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) await moduleFiles(path, into);
+    else if (entry.name.endsWith(".ko")) into.set(entry.name.slice(0, -3), path);
+  }
+  return into;
+}
+
+/** The `depends=` field of a module's .modinfo section. */
+function moduleDepends(bytes: Uint8Array): string[] {
+  const text = new TextDecoder("latin1").decode(bytes);
+  const at = text.indexOf("\0depends=");
+  if (at < 0) return [];
+  const value = text.slice(at + 9, text.indexOf("\0", at + 9));
+  return value === "" ? [] : value.split(",");
+}
+
+/** The modules to insmod, dependencies first; built-in ones are skipped. */
+async function moduleLoadOrder(modulesDir: string): Promise<Map<string, Uint8Array>> {
+  const files = await moduleFiles(modulesDir);
+  const order = new Map<string, Uint8Array>();
+  const visit = async (name: string) => {
+    if (order.has(name)) return;
+    const file = files.get(name) ?? files.get(name.replaceAll("_", "-"));
+    if (file === undefined) {
+      const builtin = await Deno.readTextFile(join(modulesDir, "modules.builtin"));
+      if (new RegExp(`/${name}\\.ko$`, "m").test(builtin)) return;
+      throw new TestGuestError(`Cannot find kernel module "${name}" in "${modulesDir}"`);
+    }
+    const bytes = await Deno.readFile(file);
+    for (const dependency of moduleDepends(bytes)) await visit(dependency);
+    order.set(name, bytes);
+  };
+  for (const name of WANTED_MODULES) await visit(name);
+  return order;
+}
+
+async function initramfsEntries(root: string): Promise<CpioEntry[]> {
+  const modulesDir = await onlyFile(join(root, "lib/modules"), /^\d/);
+  const modules = await moduleLoadOrder(modulesDir);
+  const init = (await Deno.readTextFile(new URL("init.sh", import.meta.url).pathname))
+    .replaceAll("@PORT_NAME@", PUPPET_VIRTIO_PORT_NAME)
+    .replaceAll("@SECRET_NAME@", PUPPET_FW_CFG_SECRET)
+    .replaceAll("@MODULES@", [...modules.keys()].join(" "));
+  const text = (value: string) => new TextEncoder().encode(value);
+  return [
+    ...["bin", "dev", "proc", "sys", "run", "tmp", "mnt", "lib", "lib/modules", "etc"].map(
+      (path) => ({ kind: "dir" as const, path }),
+    ),
+    { kind: "dir", path: "root", mode: 0o700 },
+    { kind: "dir", path: "home" },
+    { kind: "dir", path: "home/tml" },
+    { kind: "char", path: "dev/console", major: 5, minor: 1 },
+    {
+      kind: "file",
+      path: "bin/busybox",
+      data: await Deno.readFile(join(root, "bin/busybox")),
+      mode: 0o755,
+    },
+    { kind: "file", path: "init", data: text(init), mode: 0o755 },
+    {
+      kind: "file",
+      path: "etc/passwd",
+      data: text("root:x:0:0:root:/root:/bin/sh\ntml:x:1000:1000:tml:/home/tml:/bin/sh\n"),
+    },
+    { kind: "file", path: "etc/group", data: text("root:x:0:\ntml:x:1000:\n") },
+    ...[...modules].map(([name, data]) => ({
+      kind: "file" as const,
+      path: `lib/modules/${name}.ko`,
+      data,
+    })),
+  ];
+}
+
+/** The shared libraries a dynamically linked program loads, from ldd: soname -> path. */
+async function sharedLibraries(program: string): Promise<Map<string, string>> {
+  const libraries = new Map<string, string>();
+  for (const line of (await run("ldd", [program])).split("\n")) {
+    const linked = /^\s*(\S+) => (\/\S+)/.exec(line);
+    const loader = /^\s*(\/\S+ld-linux\S*)/.exec(line);
+    if (linked !== null) libraries.set(linked[1], linked[2]);
+    else if (loader !== null) libraries.set("ld-linux-x86-64.so.2", loader[1]);
+  }
+  return libraries;
+}
+
+/** An ext4 filesystem with deno, its libraries and the tml bundle, as a qcow2 layer. */
+async function buildDisk(
+  scratch: string,
+  bundle: string,
+): Promise<{ qcow2: string; virtualSize: number }> {
+  const tree = join(scratch, "disk");
+  const deno = Deno.execPath();
+  const files = new Map<string, string>([
+    ["opt/tml/deno", deno],
+    ["opt/tml/tml.js", bundle],
+  ]);
+  for (const [soname, path] of await sharedLibraries(deno)) {
+    files.set(
+      soname.startsWith("ld-linux") ? `lib64/${soname}` : `lib/x86_64-linux-gnu/${soname}`,
+      path,
+    );
+  }
+  let bytes = 0;
+  for (const [relative, source] of files) {
+    await Deno.mkdir(dirname(join(tree, relative)), { recursive: true });
+    await Deno.copyFile(source, join(tree, relative));
+    bytes += (await Deno.stat(source)).size;
+  }
+  await Deno.chmod(join(tree, "opt/tml/deno"), 0o755);
+  const mkfs = await requireProgram({
+    command: "mkfs.ext4",
+    debianPackage: "e2fsprogs",
+    searchDirs: ["/usr/sbin", "/sbin"],
+  });
+  const qemuImg = await requireProgram(QEMU_IMG);
+  const raw = join(scratch, "disk.ext4");
+  const virtualSize = Math.ceil((bytes * 1.15 + 16 * 1024 * 1024) / (1024 * 1024)) * 1024 * 1024;
+  await run(mkfs, [
+    "-F",
+    "-q",
+    "-L",
+    "tml-guest",
+    "-m",
+    "0",
+    "-O",
+    "^has_journal",
+    "-E",
+    "root_owner=0:0",
+    "-d",
+    tree,
+    raw,
+    `${virtualSize / 1024}k`,
+  ]);
+  const qcow2 = join(scratch, "disk.qcow2");
+  await run(qemuImg, ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, qcow2]);
+  return { qcow2, virtualSize };
+}
+
+if (import.meta.main) {
+  const started = performance.now();
+  const guest = await buildTestGuest();
+  if (Deno.args[0] !== undefined) await copyImage(guest, openDirectoryStore(Deno.args[0]));
+  console.error(
+    `test-guest: image ready in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+  console.log(guest.imageId);
+}

@@ -1,0 +1,100 @@
+#!/bin/busybox sh
+# /init of the tml test guest (PID 1, busybox-static). Loads the virtio modules, mounts the
+# disk that holds deno and the tml bundle, finds the puppet's virtio-serial port and its
+# fw_cfg secret by name, and runs the real `tml puppet`. When the puppet ends, or the power
+# button is pressed (QMP system_powerdown), the guest powers off; if this script dies the
+# kernel panics, and with panic=-1 and QEMU's -no-reboot the VM ends either way.
+# @PORT_NAME@, @SECRET_NAME@ and @MODULES@ are filled in by build.ts.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /run /tmp /mnt/disk
+mount -t tmpfs -o mode=0755 run /run
+mount -t tmpfs -o mode=1777 tmp /tmp
+
+say() { echo "tml-guest: $* (uptime $(cut -d' ' -f1 /proc/uptime) s)"; }
+
+for module in @MODULES@; do
+  insmod "/lib/modules/$module.ko" || say "cannot load module $module"
+done
+say "modules loaded"
+
+# Devices appear asynchronously after their driver loads; wait up to ~10 s for each.
+wait_for() {
+  tries=0
+  while ! "$@"; do
+    tries=$((tries + 1))
+    [ "$tries" -gt 200 ] && return 1
+    sleep 0.05
+  done
+}
+
+power_button() {
+  for event in /sys/class/input/event*; do
+    if [ "$(cat "$event/device/name" 2>/dev/null)" = "Power Button" ]; then
+      echo "/dev/${event##*/}"
+      return 0
+    fi
+  done
+  return 1
+}
+if wait_for power_button >/dev/null; then
+  button=$(power_button)
+  # One input event (24 bytes) from the button is a press; its /dev node may come a bit later.
+  (
+    wait_for test -c "$button" &&
+      dd if="$button" bs=24 count=1 of=/dev/null 2>/dev/null &&
+      say "power button pressed" && poweroff -f
+  ) &
+else
+  say "no power button: system_powerdown will not work"
+fi
+
+puppet_port() {
+  for port in /sys/class/virtio-ports/*; do
+    if [ "$(cat "$port/name" 2>/dev/null)" = "@PORT_NAME@" ]; then
+      echo "/dev/${port##*/}"
+      return 0
+    fi
+  done
+  return 1
+}
+secret=/sys/firmware/qemu_fw_cfg/by_name/@SECRET_NAME@/raw
+
+if ! wait_for test -b /dev/vda || ! mount -o ro /dev/vda /mnt/disk; then
+  say "cannot mount the tml disk /dev/vda"
+  poweroff -f
+fi
+mkdir -p /lib64
+ln -s /mnt/disk/lib64/ld-linux-x86-64.so.2 /lib64/ld-linux-x86-64.so.2
+ln -s /mnt/disk/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu
+
+if ! wait_for puppet_port >/dev/null; then
+  say "no virtio-serial port named @PORT_NAME@"
+  poweroff -f
+fi
+if ! wait_for test -e "$secret"; then
+  say "no fw_cfg file @SECRET_NAME@"
+  poweroff -f
+fi
+port=$(puppet_port)
+say "starting the puppet on $port"
+
+# The puppet reaches the port through a loopback TCP relay rather than `--channel file:$port`:
+# in Deno a pending read on a file blocks writes to the same file (one task queue per file),
+# so a puppet holding the port open for both deadlocks after its first exchange, and a
+# virtio-serial port cannot be opened twice (EBUSY). nc holds the port open once, read-write.
+ip link set lo up
+(
+  while true; do
+    nc -l -p 7200 <>"$port" >&0 || sleep 0.2
+  done
+) &
+
+export HOME=/root DENO_DIR=/run/deno DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
+/mnt/disk/opt/tml/deno run -A --no-config /mnt/disk/opt/tml/tml.js puppet \
+  --channel tcp:127.0.0.1:7200 --secret-file "$secret" --root /run/tml
+say "the puppet exited with status $?"
+poweroff -f
