@@ -55,17 +55,24 @@ export async function requireProgram(program: SystemProgram): Promise<string> {
   return installed;
 }
 
+const APT_ENV = { DEBIAN_FRONTEND: "noninteractive" };
 let aptUpdated = false;
+
+/**
+ * Refreshes apt's package lists once per process. A fresh machine (or container) has none, and
+ * then neither `apt-get install` nor `apt-cache show` nor `apt-get download` finds anything.
+ */
+export async function updateDebianPackageLists(): Promise<void> {
+  if (aptUpdated) return;
+  await run(["apt-get", "update", "-qq"], APT_ENV);
+  aptUpdated = true;
+}
 
 /** Installs Debian packages with apt-get, as root, without prompts. */
 export async function installDebianPackages(packages: string[]): Promise<void> {
   console.error(`tml: installing Debian packages: ${packages.join(" ")}`);
-  const env = { DEBIAN_FRONTEND: "noninteractive" };
-  if (!aptUpdated) {
-    await run(["apt-get", "update", "-qq"], env);
-    aptUpdated = true;
-  }
-  await run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", ...packages], env);
+  await updateDebianPackageLists();
+  await run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", ...packages], APT_ENV);
 }
 
 async function run(argv: string[], env: Record<string, string>): Promise<void> {

@@ -25,7 +25,7 @@ import {
   writeManifest,
 } from "../../lib/store/mod.ts";
 import { PUPPET_FW_CFG_SECRET, PUPPET_VIRTIO_PORT_NAME } from "../../lib/protocol/puppet.ts";
-import { requireProgram } from "../../lib/system_packages.ts";
+import { requireProgram, updateDebianPackageLists } from "../../lib/system_packages.ts";
 import { QEMU_IMG } from "../../lib/qemu_programs.ts";
 import { type CpioEntry, writeCpioGz } from "./cpio.ts";
 
@@ -177,7 +177,13 @@ async function run(
 }
 
 async function aptField(name: string, field: string): Promise<string> {
-  const text = await run("apt-cache", ["show", "--no-all-versions", name]);
+  const show = () => run("apt-cache", ["show", "--no-all-versions", name]);
+  const text = await show().catch(async (error) => {
+    // A machine that never ran `apt-get update` knows no package at all.
+    if (Deno.uid() !== 0) throw error;
+    await updateDebianPackageLists();
+    return await show();
+  });
   const match = new RegExp(`^${field}: (.+)$`, "m").exec(text);
   if (match === null) {
     throw new TestGuestError(`Cannot find the ${field} of Debian package "${name}"`);
