@@ -250,6 +250,10 @@ class QemuHost {
       `tml-${this.job.job_id}`,
       "-accel",
       "tcg",
+      // Under TCG the emulated CPU's features are free, and with them the guest's deno starts
+      // in ~1.3 s instead of ~2 s (the default qemu64 model), measured.
+      "-cpu",
+      "max",
       "-smp",
       "1",
       "-m",
