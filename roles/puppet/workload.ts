@@ -15,6 +15,8 @@ printf '%s\\n' "$code" >"$3.tmp" && mv "$3.tmp" "$3"
 exit "$code"`;
 
 const POLL_MS = 250;
+/** How long stop() waits for SIGKILLed members of the group to exit. */
+const KILL_SETTLE_MS = 5_000;
 
 export interface WorkloadOptions {
   state: PuppetState;
@@ -72,13 +74,20 @@ export class Workload {
     return new Workload(pid, finished, jobId);
   }
 
-  /** Ends the workload's process group: SIGTERM, then SIGKILL after `graceMs`. */
+  /**
+   * Ends the workload's process group: SIGTERM, then SIGKILL after `graceMs`. Resolves once
+   * every process of the group has exited, not merely been signalled.
+   */
   async stop(graceMs: number): Promise<void> {
     this.#signalGroup("SIGTERM");
     const ended = await Promise.race([this.finished.then(() => true), delay(graceMs, false)]);
     // Children the workload left in its group go too, even when the wrapper itself has ended.
     this.#signalGroup("SIGKILL");
     if (!ended) await this.finished;
+    // SIGKILL is delivered asynchronously: a child can still be running for a moment after the
+    // wrapper has been reaped.
+    const deadline = Date.now() + KILL_SETTLE_MS;
+    while (await groupHasLiveMembers(this.pid) && Date.now() < deadline) await delay(10);
   }
 
   #signalGroup(signal: Deno.Signal): void {
@@ -112,6 +121,22 @@ async function isWorkloadOf(pid: number, jobId: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Whether any process of group `pgid` is still running (zombies have ended; they only wait to be reaped). */
+async function groupHasLiveMembers(pgid: number): Promise<boolean> {
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      // Fields after the command name: state, ppid, pgrp, ...
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(pgrp) === pgid && state !== "Z" && state !== "X") return true;
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return false;
 }
 
 function delay<T = void>(ms: number, value?: T): Promise<T> {
