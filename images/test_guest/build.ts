@@ -8,6 +8,10 @@
  * hashes every input (this recipe, the package versions, the deno binary, the tml bundle), so
  * it is built once per machine and again only when an input changes.
  *
+ * `buildGuest` is the part every guest recipe shares (the inputs, the cache, the kernel,
+ * initramfs and tml disk, the store); a recipe only lays those parts out as an image, as
+ * images/uefi_guest does for a UEFI disk.
+ *
  * Usage: deno run -A images/test_guest/build.ts [OUT_STORE_DIR]
  *   prints the image id; with OUT_STORE_DIR, also copies the image into that directory store.
  */
@@ -17,6 +21,7 @@ import {
   BASE_EXTENSION,
   type BlobStore,
   imageIdOf,
+  type ImageManifest,
   KERNEL_BOOT,
   openDirectoryStore,
   QEMU_LAYERED,
@@ -30,7 +35,8 @@ import { QEMU_IMG } from "../../lib/qemu_programs.ts";
 import { type CpioEntry, writeCpioGz } from "./cpio.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
-const RECIPE_FILES = ["build.ts", "cpio.ts", "init.sh"].map((name) =>
+/** This recipe's files, which every guest recipe builds on: hashed into each cache key. */
+const COMMON_RECIPE_FILES = ["build.ts", "cpio.ts", "init.sh"].map((name) =>
   new URL(name, import.meta.url).pathname
 );
 export const DEFAULT_CACHE_ROOT = join(REPO, ".cache/test-guest");
@@ -65,22 +71,97 @@ export interface BuildOptions {
   log?: (line: string) => void;
 }
 
+/** What every guest image is made of, built in the build's scratch directory. */
+export interface GuestParts {
+  /** The Debian packages of the recipe, unpacked (the kernel, busybox-static, ...). */
+  root: string;
+  kernel: string;
+  /** The initramfs, whose /init mounts the tml disk and runs the puppet. */
+  initrd: string;
+  /** The tml disk: a raw ext4 filesystem holding deno, the tml bundle and deno's caches. */
+  disk: string;
+}
+
+/** One image as a recipe lays out the parts: manifest label and attrs, and the blobs' files. */
+export interface GuestLayout {
+  label: string;
+  attrs: Record<string, string>;
+  blobs: { label: string; file: string; attrs: Record<string, string> }[];
+}
+
+/** A guest recipe: what it adds to the common inputs, and how it makes an image of the parts. */
+export interface GuestRecipe {
+  /** Prefix of progress lines. */
+  name: string;
+  cacheRoot: string;
+  /** Its own source files, hashed into the cache key with this module's. */
+  files: string[];
+  /** Debian packages unpacked into `GuestParts.root` besides the kernel and busybox-static. */
+  packages: string[];
+  /** The block device the guest's init mounts the tml disk from. */
+  diskDevice: string;
+  layout(parts: GuestParts, scratch: string): Promise<GuestLayout>;
+}
+
+const TEST_GUEST: GuestRecipe = {
+  name: "test-guest",
+  cacheRoot: DEFAULT_CACHE_ROOT,
+  files: [],
+  packages: [],
+  diskDevice: "/dev/vda",
+  async layout(parts, scratch): Promise<GuestLayout> {
+    const root = join(scratch, "disk.qcow2");
+    const virtualSize = await convertToQcow2(parts.disk, root);
+    return {
+      label: "tml test guest",
+      attrs: {
+        [`${QEMU_LAYERED}.head`]: "root",
+        [`${KERNEL_BOOT}.kernel`]: "kernel",
+        [`${KERNEL_BOOT}.initrd`]: "initrd",
+        [`${KERNEL_BOOT}.cmdline`]: KERNEL_CMDLINE,
+      },
+      blobs: [
+        { label: "kernel", file: parts.kernel, attrs: {} },
+        { label: "initrd", file: parts.initrd, attrs: {} },
+        {
+          label: "root",
+          file: root,
+          attrs: { [`${QEMU_LAYERED}.blob-virtual-size`]: String(virtualSize) },
+        },
+      ],
+    };
+  },
+};
+
 /** Builds the test guest, or returns the cached build of the same inputs. */
-export async function buildTestGuest(options: BuildOptions = {}): Promise<TestGuest> {
-  const cacheRoot = options.cacheRoot ?? DEFAULT_CACHE_ROOT;
-  const log = options.log ?? ((line: string) => console.error(`test-guest: ${line}`));
+export function buildTestGuest(options: BuildOptions = {}): Promise<TestGuest> {
+  return buildGuest(TEST_GUEST, options);
+}
+
+/**
+ * Builds a guest recipe's image into `<cacheRoot>/<key>`, or returns the cached build of the
+ * same inputs. The key hashes the recipe's files and this module's, the package versions, the
+ * deno binary and the tml bundle.
+ */
+export async function buildGuest(
+  recipe: GuestRecipe,
+  options: BuildOptions = {},
+): Promise<TestGuest> {
+  const cacheRoot = options.cacheRoot ?? recipe.cacheRoot;
+  const log = options.log ?? ((line: string) => console.error(`${recipe.name}: ${line}`));
   await Deno.mkdir(cacheRoot, { recursive: true });
   const scratch = await Deno.makeTempDir({ dir: cacheRoot, prefix: "build-" });
   try {
     const bundle = join(scratch, "tml.js");
     await run(Deno.execPath(), ["bundle", "--quiet", "-o", bundle, "main.ts"], { cwd: REPO });
-    const kernelPackage = await kernelPackageName();
-    const packages = {
-      [kernelPackage]: await packageVersion(kernelPackage),
-      "busybox-static": await packageVersion("busybox-static"),
-    };
+    const packages: Record<string, string> = {};
+    for (const name of [await kernelPackageName(), "busybox-static", ...recipe.packages]) {
+      packages[name] = await packageVersion(name);
+    }
     const key = sha256Bytes(JSON.stringify({
-      recipe: await Promise.all(RECIPE_FILES.map((file) => Deno.readTextFile(file))),
+      recipe: await Promise.all(
+        [...COMMON_RECIPE_FILES, ...recipe.files].map((file) => Deno.readTextFile(file)),
+      ),
       packages,
       deno: [Deno.version.deno, (await Deno.stat(Deno.execPath())).size],
       bundle: await sha256File(bundle),
@@ -101,36 +182,29 @@ export async function buildTestGuest(options: BuildOptions = {}): Promise<TestGu
     const kernel = await onlyFile(join(root, "boot"), /^vmlinuz-/);
     const diskTree = join(scratch, "disk");
     const initrd = join(scratch, "initrd.gz");
-    await Deno.writeFile(initrd, await writeCpioGz(await initramfsEntries(root, diskTree)));
+    await Deno.writeFile(
+      initrd,
+      await writeCpioGz(await initramfsEntries(root, diskTree, recipe.diskDevice)),
+    );
     const disk = await buildDisk(diskTree, scratch, bundle);
+    const layout = await recipe.layout({ root, kernel, initrd, disk }, scratch);
     log("disk and initramfs built; storing the image");
 
     const stage = join(scratch, "store");
     const store = openDirectoryStore(stage);
-    const blobs: Record<string, { sha256: string; size: number; attrs: Record<string, string> }> =
-      {};
-    for (
-      const [label, file, attrs] of [
-        ["kernel", kernel, {}],
-        ["initrd", initrd, {}],
-        ["root", disk.qcow2, { [`${QEMU_LAYERED}.blob-virtual-size`]: String(disk.virtualSize) }],
-      ] as const
-    ) {
+    const blobs: ImageManifest["blobs"] = {};
+    for (const { label, file, attrs } of layout.blobs) {
       const sha256 = await sha256File(file);
       const { size } = await store.put(sha256, (await Deno.open(file)).readable);
       blobs[label] = { sha256, size, attrs };
     }
     const manifest = writeManifest({
-      label: "tml test guest",
+      label: layout.label,
       revision: 0,
-      description: `Debian ${kernelPackage} ${packages[kernelPackage]}, busybox-static ` +
-        `${packages["busybox-static"]}, deno ${Deno.version.deno} and the tml puppet`,
-      attrs: {
-        [`${QEMU_LAYERED}.head`]: "root",
-        [`${KERNEL_BOOT}.kernel`]: "kernel",
-        [`${KERNEL_BOOT}.initrd`]: "initrd",
-        [`${KERNEL_BOOT}.cmdline`]: KERNEL_CMDLINE,
-      },
+      description: `Debian ${
+        Object.entries(packages).map(([name, version]) => `${name} ${version}`).join(", ")
+      }, deno ${Deno.version.deno} and the tml puppet`,
+      attrs: layout.attrs,
       blobs,
       extensions: [BASE_EXTENSION],
     });
@@ -157,7 +231,8 @@ export async function copyImage(guest: TestGuest, target: BlobStore): Promise<vo
   await target.putManifest(manifest);
 }
 
-async function run(
+/** Runs a program; throws a TestGuestError with the end of its stderr when it fails. */
+export async function run(
   command: string,
   args: string[],
   options: { cwd?: string } = {},
@@ -267,15 +342,23 @@ async function moduleLoadOrder(modulesDir: string): Promise<Map<string, Uint8Arr
   return order;
 }
 
-/** The initramfs; its init mounts the tml disk at `diskMount`, where build.ts built its tree. */
-async function initramfsEntries(root: string, diskMount: string): Promise<CpioEntry[]> {
+/**
+ * The initramfs; its init mounts the tml disk from `diskDevice` at `diskMount`, where build.ts
+ * built its tree.
+ */
+async function initramfsEntries(
+  root: string,
+  diskMount: string,
+  diskDevice: string,
+): Promise<CpioEntry[]> {
   const modulesDir = await onlyFile(join(root, "lib/modules"), /^\d/);
   const modules = await moduleLoadOrder(modulesDir);
   const init = (await Deno.readTextFile(new URL("init.sh", import.meta.url).pathname))
     .replaceAll("@PORT_NAME@", PUPPET_VIRTIO_PORT_NAME)
     .replaceAll("@SECRET_NAME@", PUPPET_FW_CFG_SECRET)
     .replaceAll("@MODULES@", [...modules.keys()].join(" "))
-    .replaceAll("@DISK_MOUNT@", diskMount);
+    .replaceAll("@DISK_MOUNT@", diskMount)
+    .replaceAll("@DISK_DEVICE@", diskDevice);
   const text = (value: string) => new TextEncoder().encode(value);
   return [
     ...["bin", "dev", "proc", "sys", "run", "tmp", "mnt", "lib", "lib/modules", "etc"].map(
@@ -319,15 +402,12 @@ async function sharedLibraries(program: string): Promise<Map<string, string>> {
 }
 
 /**
- * An ext4 filesystem with deno, its libraries, the tml bundle and deno's caches for it, as a
- * qcow2 layer. `tree` is where the guest mounts it too: deno keys its caches by the module's
- * path, so the caches made here by running the bundle once are the guest's.
+ * An ext4 filesystem image with deno, its libraries, the tml bundle and deno's caches for it.
+ * `tree` is where the guest mounts it too: deno keys its caches by the module's path, so the
+ * caches made here by running the bundle once are the guest's. Its size is a whole number of
+ * MiB.
  */
-async function buildDisk(
-  tree: string,
-  scratch: string,
-  bundle: string,
-): Promise<{ qcow2: string; virtualSize: number }> {
+async function buildDisk(tree: string, scratch: string, bundle: string): Promise<string> {
   const deno = Deno.execPath();
   const files = new Map<string, string>([
     ["opt/tml/deno", deno],
@@ -355,7 +435,6 @@ async function buildDisk(
     debianPackage: "e2fsprogs",
     searchDirs: ["/usr/sbin", "/sbin"],
   });
-  const qemuImg = await requireProgram(QEMU_IMG);
   const raw = join(scratch, "disk.ext4");
   const virtualSize = Math.ceil((bytes * 1.15 + 16 * 1024 * 1024) / (1024 * 1024)) * 1024 * 1024;
   await run(mkfs, [
@@ -374,9 +453,14 @@ async function buildDisk(
     raw,
     `${virtualSize / 1024}k`,
   ]);
-  const qcow2 = join(scratch, "disk.qcow2");
+  return raw;
+}
+
+/** Converts a raw disk image to a compressed qcow2 layer; returns its virtual size. */
+export async function convertToQcow2(raw: string, qcow2: string): Promise<number> {
+  const qemuImg = await requireProgram(QEMU_IMG);
   await run(qemuImg, ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, qcow2]);
-  return { qcow2, virtualSize };
+  return (await Deno.stat(raw)).size;
 }
 
 /**

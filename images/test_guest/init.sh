@@ -4,10 +4,12 @@
 # fw_cfg secret by name, and runs the real `tml puppet`. When the puppet ends, or the power
 # button is pressed (QMP system_powerdown), the guest powers off; if this script dies the
 # kernel panics, and with panic=-1 and QEMU's -no-reboot the VM ends either way.
-# @PORT_NAME@, @SECRET_NAME@, @MODULES@ and @DISK_MOUNT@ are filled in by build.ts.
+# @PORT_NAME@, @SECRET_NAME@, @MODULES@, @DISK_DEVICE@ and @DISK_MOUNT@ are filled in by
+# build.ts (the device is /dev/vda for the test guest, a partition of it for the UEFI guest).
 # The disk mounts where build.ts built its tree, so deno's caches that build.ts made there
 # (module analysis, V8 code cache: ~3 s of a ~9 s boot under TCG) match this path.
 disk='@DISK_MOUNT@'
+device='@DISK_DEVICE@'
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -66,8 +68,8 @@ puppet_port() {
 }
 secret=/sys/firmware/qemu_fw_cfg/by_name/@SECRET_NAME@/raw
 
-if ! wait_for test -b /dev/vda || ! mount -o ro /dev/vda "$disk"; then
-  say "cannot mount the tml disk /dev/vda"
+if ! wait_for test -b "$device" || ! mount -o ro "$device" "$disk"; then
+  say "cannot mount the tml disk $device"
   poweroff -f
 fi
 mkdir -p /lib64
