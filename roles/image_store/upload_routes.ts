@@ -16,7 +16,7 @@ import type { StoreServerDeps } from "./context.ts";
 import { rawPath } from "./file_routes.ts";
 import { StoreHttpError } from "./http_errors.ts";
 import { storeEntryOf } from "./request_path.ts";
-import { readAhead } from "./read_ahead.ts";
+import { bodyBlocks } from "./body_blocks.ts";
 
 export function uploadRoutes(deps: StoreServerDeps): Hono {
   const app = new Hono();
@@ -46,10 +46,7 @@ async function putBlob(c: Context, deps: StoreServerDeps): Promise<Response> {
   }
   const started = performance.now();
   let received = 0;
-  const source = readAhead(
-    body ?? ReadableStream.from<Uint8Array>([]),
-    (bytes) => received += bytes,
-  );
+  const source = bodyBlocks(body, (bytes) => received += bytes);
   let result: { created: boolean; size: number };
   try {
     result = await deps.store.put(digest, source, declared);

@@ -186,6 +186,18 @@ Deno.test("tml image-store serve: blobs, ranges, uploads, images and all.txt", a
       assertEquals(await exists(`${root}/${blobPath(digest)}`), false);
     });
 
+    await t.step("an empty blob stores and downloads", async () => {
+      const digest = sha256Bytes(new Uint8Array(0));
+      const response = await fetch(`${store.url}/blobs/${digest}`, {
+        method: "PUT",
+        body: new Uint8Array(0),
+        headers: authHeader(),
+      });
+      assertEquals(await response.json(), { sha256: digest, size: 0, created: true });
+      const back = await fetch(`${store.url}/${blobPath(digest)}`);
+      assertEquals([back.status, (await back.arrayBuffer()).byteLength], [200, 0]);
+    });
+
     await t.step("concurrent uploads of one blob all succeed, one creates it", async () => {
       const shared = `${dir}/shared.bin`;
       const digest = await writeRandomFile(shared, 24 * MiB);
