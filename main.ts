@@ -12,6 +12,7 @@ import { registerSupervisorRoleCommands } from "./roles/supervisor/commands.ts";
 import { registerPuppetCommands } from "./roles/puppet/commands.ts";
 import { registerImageStoreCommands } from "./roles/image_store/commands.ts";
 import { registerAdminCommands } from "./roles/admin/commands.ts";
+import { registerRendezvousRoleCommands } from "./roles/rendezvous/commands.ts";
 
 export function buildProgram(): Command {
   const program = new Command("tml")
@@ -25,7 +26,12 @@ export function buildProgram(): Command {
     "run a supervisor agent, or list and inspect supervisors",
   );
   registerSupervisorRoleCommands(supervisor);
-  registerClientCommands(program, supervisor);
+  // `tml rendezvous` likewise: the server (serve) and the client's ssh ProxyCommand (connect).
+  const rendezvous = program.command("rendezvous").description(
+    "run a rendezvous server, or connect through one to a job's host",
+  );
+  registerRendezvousRoleCommands(rendezvous);
+  registerClientCommands(program, supervisor, rendezvous);
   registerSwitchboardCommands(program);
   registerPuppetCommands(program);
   registerImageStoreCommands(program);

@@ -14,6 +14,11 @@ import {
   JobList,
   JobView,
   type ListJobsQuery,
+  RendezvousGrant,
+  type RendezvousGrantRequest,
+  RendezvousKeys,
+  RendezvousTokenCreated,
+  type RendezvousTokenRequest,
   SupervisorList,
   SupervisorView,
   TokenCreated,
@@ -135,6 +140,29 @@ export class SwitchboardClient {
 
   getSupervisor(supervisorId: string): Promise<SupervisorView> {
     return this.#call("GET", `/supervisors/${encodeURIComponent(supervisorId)}`, SupervisorView);
+  }
+
+  /** `POST /jobs/{id}/rendezvous-token`: a short-lived token that reaches the job's host. */
+  createRendezvousToken(
+    jobId: string,
+    request: z.input<typeof RendezvousTokenRequest> = {},
+  ): Promise<RendezvousTokenCreated> {
+    return this.#call(
+      "POST",
+      `/jobs/${encodeURIComponent(jobId)}/rendezvous-token`,
+      RendezvousTokenCreated,
+      request,
+    );
+  }
+
+  /** `POST /rendezvous/grant`, as a supervisor: a grant for the job it runs. */
+  rendezvousGrant(request: z.input<typeof RendezvousGrantRequest>): Promise<RendezvousGrant> {
+    return this.#call("POST", "/rendezvous/grant", RendezvousGrant, request);
+  }
+
+  /** `GET /rendezvous/keys` (no token needed): the keys grants and user tokens are signed with. */
+  rendezvousKeys(): Promise<RendezvousKeys> {
+    return this.#call("GET", "/rendezvous/keys", RendezvousKeys);
   }
 
   #headers(withBody: boolean): Record<string, string> {

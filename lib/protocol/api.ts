@@ -222,3 +222,73 @@ export const SupervisorList = z.object({ supervisors: z.array(SupervisorView) })
 export type SupervisorList = z.infer<typeof SupervisorList>;
 
 export { JobParameter };
+
+// ---------------------------------------------------------------------------------------------
+// Rendezvous (lib/protocol/rendezvous.ts has the rendezvous server's own protocol)
+
+/** A TCP port number. */
+const Port = z.number().int().min(1).max(65535);
+
+/** One service of a job as a rendezvous server exposes it on a public TCP port. */
+export const ServiceEndpoint = z.strictObject({
+  /** The service's name from the supervisor's config; `ssh` is listed in `ssh_endpoints`. */
+  name: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "expected a lowercase name such as ssh"),
+  /** The port on the job's host. */
+  port: Port,
+  /** Where users reach it: the rendezvous server's public host and the port it allocated. */
+  host: z.string().min(1).max(253),
+  public_port: Port,
+});
+export type ServiceEndpoint = z.infer<typeof ServiceEndpoint>;
+
+/**
+ * `POST /rendezvous/grant`, called by a supervisor with its own token for the job it runs
+ * (`job_id` null: none), with what a rendezvous server exposes of it now; the switchboard lists
+ * those endpoints in the job's view. The answer is a grant the rendezvous server checks.
+ */
+export const RendezvousGrantRequest = z.strictObject({
+  job_id: Uuid.nullable(),
+  /** The rendezvous server's websocket base URL for users, as it told the supervisor. */
+  rendezvous_url: z.url().max(2048).nullable().default(null),
+  endpoints: z.array(ServiceEndpoint).max(16).default([]),
+});
+export type RendezvousGrantRequest = z.infer<typeof RendezvousGrantRequest>;
+
+export const RendezvousGrant = z.object({
+  /** Signed; proves to a rendezvous server which supervisor this is and which job it runs. */
+  grant: z.string(),
+  supervisor_id: Uuid,
+  job_id: Uuid.nullable(),
+  expires_at: z.iso.datetime(),
+});
+export type RendezvousGrant = z.infer<typeof RendezvousGrant>;
+
+/** `POST /jobs/{id}/rendezvous-token` (job owner and admins): how long the token lasts. */
+export const RendezvousTokenRequest = z.strictObject({
+  /** Default 10 minutes, at most 1 hour; a connection opened in time outlives its token. */
+  expires_in: Duration.optional(),
+});
+export type RendezvousTokenRequest = z.infer<typeof RendezvousTokenRequest>;
+
+/** A short-lived token that reaches one job's host, and where to use it. */
+export const RendezvousTokenCreated = z.object({
+  token: z.string(),
+  job_id: Uuid,
+  expires_at: z.iso.datetime(),
+  /** The rendezvous server's websocket base URL, e.g. `wss://rdv.example:7300`. */
+  rendezvous_url: z.string(),
+  endpoints: z.array(ServiceEndpoint),
+});
+export type RendezvousTokenCreated = z.infer<typeof RendezvousTokenCreated>;
+
+/** One key the switchboard signs grants and tokens with: Ed25519, raw 32 bytes in base64url. */
+export const RendezvousPublicKey = z.object({
+  kid: z.string().min(1).max(64),
+  alg: z.literal("Ed25519"),
+  public_key: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "expected 32 bytes in base64url"),
+});
+export type RendezvousPublicKey = z.infer<typeof RendezvousPublicKey>;
+
+/** `GET /rendezvous/keys` (public): the keys rendezvous servers verify grants and tokens with. */
+export const RendezvousKeys = z.object({ keys: z.array(RendezvousPublicKey).max(16) });
+export type RendezvousKeys = z.infer<typeof RendezvousKeys>;

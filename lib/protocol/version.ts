@@ -8,8 +8,11 @@
  *   job start/stop/update, framed JSON puppet channel.
  * - 2 (2026-11-23): supervisors stream a job's console with `console_output`; version 1
  *   supervisors (no console) are still accepted.
+ * - 3 (2026-11-23): the rendezvous proxy (`lib/protocol/rendezvous.ts`): supervisors dial a
+ *   rendezvous server, and the REST API mints rendezvous grants, user tokens and signing keys.
+ *   The switchboard-supervisor websocket is unchanged, so version 1 and 2 peers still work.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** The oldest peer protocol version this build still speaks. */
 export const MIN_PEER_PROTOCOL_VERSION = 1;

@@ -4,7 +4,7 @@ import { registerClientCommands } from "./commands.ts";
 
 function clientProgram(): Command {
   const program = new Command("tml");
-  registerClientCommands(program, program.command("supervisor"));
+  registerClientCommands(program, program.command("supervisor"), program.command("rendezvous"));
   return program;
 }
 
@@ -38,6 +38,9 @@ const CLIENT_COMMANDS = [
   "job logs",
   "job cancel",
   "job wait",
+  "job ssh",
+  "job forward",
+  "rendezvous connect",
   "supervisor list",
   "supervisor show",
 ];

@@ -8,7 +8,8 @@ const controlCode = () => import("./job_control.ts");
 
 const JOB_ID = "the job's id (printed by tml job enqueue as job_id)";
 
-export function registerJobCommands(program: Command): void {
+/** Declares the `tml job` commands; returns `tml job` for other families to add theirs. */
+export function registerJobCommands(program: Command): Command {
   const job = program.command("job").description("enqueue, inspect and control jobs");
 
   job.command("enqueue")
@@ -112,4 +113,5 @@ Examples:
     .action(async (jobId, options, command) =>
       await (await controlCode()).wait(jobId, options, command)
     );
+  return job;
 }

@@ -32,6 +32,14 @@ function supervisorOptions(command: Command): Command {
     .option(
       "--stop-grace <duration>",
       `time a workload gets between SIGTERM and SIGKILL (${envVarName("stop_grace")}, 5s)`,
+    )
+    .option(
+      "--rendezvous <url>",
+      `rendezvous server to expose job hosts' services on (${envVarName("rendezvous")})`,
+    )
+    .option(
+      "--rendezvous-services <list>",
+      `host ports to expose, NAME=PORT,... (${envVarName("rendezvous_services")}, default ssh=22)`,
     );
 }
 
@@ -46,6 +54,8 @@ function flagsOf(options: Record<string, unknown>): Record<string, unknown> {
     heartbeat_interval: options.heartbeatInterval,
     ready_timeout: options.readyTimeout,
     stop_grace: options.stopGrace,
+    rendezvous: options.rendezvous,
+    rendezvous_services: options.rendezvousServices,
   };
 }
 

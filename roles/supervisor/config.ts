@@ -6,6 +6,13 @@
 import { z } from "zod";
 import { ConfigError, configList, loadConfig } from "../../lib/config.ts";
 import { Duration } from "../../lib/duration.ts";
+import { ExposedService } from "../../lib/protocol/rendezvous.ts";
+
+/** `NAME=PORT`, e.g. `ssh=22`, as an exposed service. */
+const ServiceSpec = z.string()
+  .regex(/^[^=]+=\d{1,5}$/, "expected NAME=PORT such as ssh=22")
+  .transform((text) => ({ name: text.split("=")[0], port: Number(text.split("=")[1]) }))
+  .pipe(ExposedService);
 
 export const SupervisorConfig = z.object({
   /** Base URL of the switchboard, e.g. http://switchboard:7100. */
@@ -26,6 +33,12 @@ export const SupervisorConfig = z.object({
   ready_timeout: Duration.default(120_000),
   /** How long a workload gets between SIGTERM and SIGKILL when its job stops. */
   stop_grace: Duration.default(5_000),
+  /** A rendezvous server to expose each job's host services on (`tml job ssh`); none if unset. */
+  rendezvous: z.url().optional(),
+  /** The host ports exposed there, `NAME=PORT`; `ssh` is what `tml job ssh` reaches. */
+  rendezvous_services: configList().pipe(z.array(ServiceSpec).max(16)).default([
+    { name: "ssh", port: 22 },
+  ]),
 });
 export type SupervisorConfig = z.infer<typeof SupervisorConfig>;
 

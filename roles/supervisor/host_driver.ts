@@ -69,6 +69,12 @@ export interface Leftover {
   description: string;
 }
 
+/** Where the supervisor opens TCP connections to reach a port of a job's host. */
+export interface HostAddress {
+  hostname: string;
+  port: number;
+}
+
 export interface HostDriver {
   /** The kind of host, sent in the supervisor's hello: `local`, `qemu`, `netboot`. */
   readonly name: string;
@@ -76,6 +82,13 @@ export interface HostDriver {
   listLeftovers(): Promise<Leftover[]>;
   /** Ends and removes every leftover; returns what it removed. */
   cleanupLeftovers(): Promise<Leftover[]>;
+  /**
+   * Where TCP port `port` of the running job's host is reached from the supervisor, for the
+   * rendezvous proxy (`rendezvous_agent.ts`): the local host is 127.0.0.1 with the same port, a
+   * QEMU guest a hostfwd of its user network. Undefined when the driver runs no such job or
+   * cannot reach that port; a driver without it exposes nothing.
+   */
+  hostAddress?(jobId: string, port: number): HostAddress | undefined;
 }
 
 /** The host could not be started: the job ends with `supervisor_host_start_error`. */

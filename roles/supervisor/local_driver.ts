@@ -19,6 +19,7 @@
 import { createLogger, type Logger } from "../../lib/log.ts";
 import type { JobSpec } from "../../lib/protocol/supervisor.ts";
 import {
+  type HostAddress,
   type HostDriver,
   type HostEvents,
   HostStartError,
@@ -73,6 +74,13 @@ export class LocalDriver implements HostDriver {
         this.#active.delete(dir);
       },
     };
+  }
+
+  /** The local host is this machine: its ports are the job's, while the job runs. */
+  hostAddress(jobId: string, port: number): HostAddress | undefined {
+    return this.#active.has(`${this.#jobsDir}/${jobId}`)
+      ? { hostname: "127.0.0.1", port }
+      : undefined;
   }
 
   async listLeftovers(): Promise<Leftover[]> {

@@ -1,13 +1,16 @@
 /**
  * Runs a supervisor: cleans up what a previous run left behind, connects to the switchboard
- * and runs jobs on the given host driver until stopped (SIGINT/SIGTERM end the current job
- * first) or refused.
+ * (and to a rendezvous server, when configured, to expose each job's host services) and runs
+ * jobs on the given host driver until stopped (SIGINT/SIGTERM end the current job first) or
+ * refused.
  */
+import { SwitchboardClient } from "../../lib/client/switchboard_client.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { ResolvedSupervisorConfig } from "./config.ts";
 import { SwitchboardConnection } from "./connection.ts";
 import type { HostDriver } from "./host_driver.ts";
 import { JobRunner } from "./job_runner.ts";
+import { RendezvousAgent } from "./rendezvous_agent.ts";
 
 export async function runSupervisor(
   config: ResolvedSupervisorConfig,
@@ -20,9 +23,19 @@ export async function runSupervisor(
     log.info("cleaned up after a previous run", { items: leftovers.length });
   }
 
+  const rendezvous = config.rendezvous === undefined ? undefined : new RendezvousAgent({
+    url: config.rendezvous,
+    services: config.rendezvous_services,
+    switchboard: new SwitchboardClient(config.switchboard, config.token),
+    driver,
+    log: log.child("rendezvous"),
+  });
   // The runner reports through the connection, which needs the runner's held jobs: closures.
   const runner: JobRunner = new JobRunner(driver, {
-    report: (update) => connection.report(update),
+    report: (update) => {
+      connection.report(update);
+      rendezvous?.onJobReport(update);
+    },
     console: (jobId, offset, bytes) => connection.console(jobId, offset, bytes),
   }, log);
   const connection = new SwitchboardConnection({
@@ -43,6 +56,7 @@ export async function runSupervisor(
     stopping ??= (async () => {
       log.info("supervisor shutting down");
       await runner.shutdown();
+      await rendezvous?.stop(3_000);
       // Let the switchboard hear how the job ended before the connection goes.
       if (!await connection.flush(5_000)) log.warn("shutting down with unacknowledged updates");
       connection.close();
@@ -51,9 +65,11 @@ export async function runSupervisor(
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
   log.info("supervisor starting", { supervisor_id: config.id, driver: driver.name });
+  const agent = rendezvous?.run();
   try {
     await connection.run();
     await stopping;
+    await agent;
   } finally {
     Deno.removeSignalListener("SIGINT", shutdown);
     Deno.removeSignalListener("SIGTERM", shutdown);

@@ -6,6 +6,7 @@ import { errorHandler, notFoundHandler } from "./http_errors.ts";
 import { imageChecker } from "./image_check.ts";
 import { jobRoutes } from "./job_routes.ts";
 import { openApiRoutes } from "./openapi.ts";
+import { RendezvousDirectory, rendezvousRoutes } from "./rendezvous_routes.ts";
 import { supervisorRoutes } from "./supervisor_routes.ts";
 import { tokenRoutes, whoamiRoutes } from "./token_routes.ts";
 
@@ -17,9 +18,17 @@ export function buildApp(deps: SwitchboardDeps, coordinator: Coordinator): Hono<
   app.route("/api/v1", openApiRoutes());
   app.route("/api/v1/tokens", tokenRoutes(deps));
   app.route("/api/v1/whoami", whoamiRoutes(deps));
+  // Before the job routes: it serves /jobs/{id}/rendezvous-token, with its own authentication.
+  const rendezvous = new RendezvousDirectory();
+  app.route("/api/v1", rendezvousRoutes(deps, coordinator, rendezvous));
   app.route(
     "/api/v1/jobs",
-    jobRoutes(deps, coordinator, imageChecker(deps.config.image_store_url)),
+    jobRoutes(
+      deps,
+      coordinator,
+      imageChecker(deps.config.image_store_url),
+      (job) => rendezvous.sshEndpoints(job),
+    ),
   );
   app.route("/api/v1/supervisors", supervisorRoutes(deps, coordinator));
   return app;

@@ -9,6 +9,7 @@ import {
   EnqueueJobRequest,
   JobLogsQuery,
   ListJobsQuery,
+  type SshEndpoint,
   WaitJobQuery,
 } from "../../lib/protocol/api.ts";
 import { parseTagFilter, TagFilterSyntaxError } from "../../lib/tags/mod.ts";
@@ -28,6 +29,8 @@ export function jobRoutes(
   deps: SwitchboardDeps,
   coordinator: Coordinator,
   images: ImageChecker,
+  /** Where a job's SSH services are reached (the rendezvous proxy), for its status. */
+  sshEndpointsOf: (job: JobRow) => SshEndpoint[] = () => [],
 ): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use("*", authenticate(deps));
@@ -75,14 +78,14 @@ export function jobRoutes(
     });
     const last = jobs.at(-1);
     return c.json({
-      jobs: jobs.map(toJobView),
+      jobs: jobs.map((job) => toJobView(job, sshEndpointsOf(job))),
       next_cursor: jobs.length === query.limit && last !== undefined ? String(last.seq) : null,
     });
   });
 
   app.get("/:id", async (c) => {
     const job = await readableJob(c.get("principal"), readPathUuid(c, "id"), coordinator);
-    return c.json(toJobView(job));
+    return c.json(toJobView(job, sshEndpointsOf(job)));
   });
 
   app.get("/:id/history", async (c) => {

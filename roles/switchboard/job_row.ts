@@ -4,7 +4,7 @@
  */
 import type { ExecutionState, ExitStatus } from "../../lib/lifecycle.ts";
 import type { JobParameters } from "../../lib/protocol/common.ts";
-import type { JobView } from "../../lib/protocol/api.ts";
+import type { JobView, SshEndpoint } from "../../lib/protocol/api.ts";
 import type { JobSpec } from "../../lib/protocol/supervisor.ts";
 
 export interface JobRow {
@@ -36,7 +36,8 @@ export interface JobRow {
   terminated_at: Date | null;
 }
 
-export function toJobView(job: JobRow): JobView {
+/** The job's public view; `sshEndpoints` says where its SSH services are reached now. */
+export function toJobView(job: JobRow, sshEndpoints: SshEndpoint[] = []): JobView {
   const parameters: JobView["parameters"] = {};
   for (const [name, parameter] of Object.entries(job.parameters)) {
     parameters[name] = {
@@ -66,7 +67,7 @@ export function toJobView(job: JobRow): JobView {
     enqueued_at: job.enqueued_at.toISOString(),
     dispatched_at: job.dispatched_at?.toISOString() ?? null,
     terminated_at: job.terminated_at?.toISOString() ?? null,
-    ssh_endpoints: [],
+    ssh_endpoints: sshEndpoints,
   };
 }
 

@@ -24,6 +24,11 @@ const SCHEMAS = {
   JobHistory: api.JobHistory,
   SupervisorView: api.SupervisorView,
   SupervisorList: api.SupervisorList,
+  RendezvousGrantRequest: api.RendezvousGrantRequest,
+  RendezvousGrant: api.RendezvousGrant,
+  RendezvousTokenRequest: api.RendezvousTokenRequest,
+  RendezvousTokenCreated: api.RendezvousTokenCreated,
+  RendezvousKeys: api.RendezvousKeys,
 } as const;
 type SchemaName = keyof typeof SCHEMAS;
 
@@ -151,6 +156,33 @@ export const ROUTES: readonly RouteDoc[] = [
     summary: "Cancel a job (your own, or with stop_job:<id>)",
     response: "JobView",
     errors: [403, 404, 409],
+  },
+  {
+    method: "post",
+    path: "/jobs/{id}/rendezvous-token",
+    summary:
+      "A short-lived token that reaches the job's host through its rendezvous server (the job's owner and admins)",
+    request: "RendezvousTokenRequest",
+    response: "RendezvousTokenCreated",
+    status: 201,
+    errors: [403, 404, 409],
+  },
+  {
+    method: "get",
+    path: "/rendezvous/keys",
+    summary: "The public keys rendezvous servers verify grants and user tokens with",
+    response: "RendezvousKeys",
+    auth: false,
+  },
+  {
+    method: "post",
+    path: "/rendezvous/grant",
+    summary:
+      "A grant for the job a supervisor runs, reporting what it exposes; authenticated with the supervisor's own token, not an API token",
+    request: "RendezvousGrantRequest",
+    response: "RendezvousGrant",
+    auth: false,
+    errors: [401, 409],
   },
   {
     method: "get",

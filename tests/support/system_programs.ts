@@ -13,6 +13,14 @@ export const WGET: SystemProgram = { command: "wget", debianPackage: "wget" };
 /** `tml job enqueue` makes tml's own SSH key with it (roles/client/ssh_keys.ts). */
 export const SSH_KEYGEN: SystemProgram = { command: "ssh-keygen", debianPackage: "openssh-client" };
 
+/** The rendezvous tests run a real SSH server as a job host's service, and ssh into it. */
+export const SSHD: SystemProgram = {
+  command: "sshd",
+  debianPackage: "openssh-server",
+  searchDirs: ["/usr/sbin"],
+};
+export const SSH: SystemProgram = { command: "ssh", debianPackage: "openssh-client" };
+
 /** The client's end-to-end test runs a CI script that parses `tml job enqueue` with it. */
 export const JQ: SystemProgram = { command: "jq", debianPackage: "jq" };
 
@@ -23,4 +31,6 @@ export const TEST_SYSTEM_PROGRAMS: SystemProgram[] = [
   QEMU_IMG,
   SSH_KEYGEN,
   JQ,
+  SSHD,
+  SSH,
 ];

@@ -1,0 +1,254 @@
+/**
+ * The rendezvous testbed, all real: a switchboard on PostgreSQL (`spine.ts`), a
+ * `tml rendezvous serve` process, `tml supervisor local` processes that dial it through a TCP
+ * relay the test can cut, a real sshd per supervisor as its jobs' SSH service, and a user with a
+ * scratch HOME whose CLI makes its own SSH key at enqueue.
+ */
+import { assertEquals } from "../../lib/testing/asserts.ts";
+import { type ByteStream, splice } from "../../lib/net/splice.ts";
+import { WebSocketBytes } from "../../lib/net/ws_bytes.ts";
+import {
+  api,
+  createUser,
+  registerSupervisor,
+  type Spine,
+  startSpine,
+  TEST_IMAGE_ID,
+  waitForJob,
+} from "../support/spine.ts";
+import { freePort, runTml, TmlProcess, type TmlRunResult } from "../support/tml_process.ts";
+import { type Sshd, startSshd } from "./sshd.ts";
+
+/** A TCP relay in front of a port; `cut()` drops every connection through it. */
+export interface Relay {
+  port: number;
+  cut(): void;
+  close(): void;
+}
+
+export function startRelay(targetPort: number): Relay {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  (async () => {
+    for await (const conn of listener) {
+      const target = await Deno.connect({ hostname: "127.0.0.1", port: targetPort }).catch(() => {
+        conn.close();
+        return undefined;
+      });
+      if (target === undefined) continue;
+      open.add(conn).add(target);
+      splice(conn, target).finally(() => open.delete(conn) && open.delete(target));
+    }
+  })().catch(() => {});
+  const cut = () => {
+    for (const conn of open) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    open.clear();
+  };
+  return {
+    port: listener.addr.port,
+    cut,
+    close() {
+      cut();
+      listener.close();
+    },
+  };
+}
+
+export interface Host {
+  supervisor: TmlProcess;
+  supervisorId: string;
+  sshd: Sshd;
+  relay: Relay;
+  tag: string;
+}
+
+export interface Testbed {
+  spine: Spine;
+  rendezvous: TmlProcess;
+  /** `http://127.0.0.1:PORT` of the rendezvous server. */
+  rendezvousUrl: string;
+  portRange: { first: number; last: number };
+  /** The job owner's API token and CLI environment (scratch HOME). */
+  owner: { token: string; env: Record<string, string>; home: string };
+  /** Another user, who may not reach the owner's jobs. */
+  stranger: { token: string };
+  hosts: Host[];
+  /** Runs `tml ARGS` as the owner. */
+  tml(args: string[]): Promise<TmlRunResult>;
+  /** Enqueues a long-running job on a host as the owner (CLI, so it adds tml's key). */
+  enqueue(host: Host): Promise<string>;
+  /** Waits until the job's status lists an SSH endpoint; returns it. */
+  sshEndpoint(jobId: string): Promise<{ host: string; port: number }>;
+  /** A user token for the job, as the owner. */
+  userToken(jobId: string, expiresIn?: string): Promise<string>;
+  /** Opens the user websocket to a job's port. */
+  dial(jobId: string, port: number, token: string): Promise<WebSocketBytes>;
+  stop(): Promise<void>;
+}
+
+export interface TestbedOptions {
+  hosts: string[];
+  rendezvousArgs: string[];
+}
+
+export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
+  const spine = await startSpine(["--keepalive-interval", "500ms"]);
+  const cleanup: Array<() => Promise<void> | void> = [() => spine.stop()];
+  try {
+    const first = freePort();
+    const portRange = { first, last: first + 19 };
+    const rendezvous = TmlProcess.start([
+      "rendezvous",
+      "serve",
+      "--listen",
+      "127.0.0.1:0",
+      "--switchboard",
+      spine.url,
+      "--port-range",
+      `${portRange.first}-${portRange.last}`,
+      ...options.rendezvousArgs,
+    ]);
+    cleanup.push(async () => void await rendezvous.kill());
+    const rendezvousUrl = (await rendezvous.waitFor(/listening on (http:\/\/\S+)/))[1];
+
+    const home = await Deno.makeTempDir({ prefix: "tml-rdv-home-" });
+    cleanup.push(() => Deno.remove(home, { recursive: true }));
+    const owner = await createUser(spine, "owner", ["submit_job", "run_job_on_supervisor:*"]);
+    const stranger = await createUser(spine, "stranger", ["submit_job", "run_job_on_supervisor:*"]);
+    const env = {
+      HOME: home,
+      XDG_CONFIG_HOME: `${home}/.config`,
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+      TML_API_URL: spine.url,
+      TML_API_TOKEN: owner.token,
+    };
+
+    const hosts: Host[] = [];
+    for (const name of options.hosts) {
+      const sshd = await startSshd(name);
+      cleanup.push(() => sshd.stop());
+      const relay = startRelay(Number(new URL(rendezvousUrl).port));
+      cleanup.push(() => relay.close());
+      const tag = `host:${name}`;
+      const registered = await registerSupervisor(spine, `sup-${name}`, [tag]);
+      const dir = await Deno.makeTempDir({ prefix: `tml-rdv-sup-${name}-` });
+      cleanup.push(() => Deno.remove(dir, { recursive: true }));
+      await Deno.writeTextFile(`${dir}/token`, registered.token, { mode: 0o600 });
+      const supervisor = TmlProcess.start([
+        "supervisor",
+        "local",
+        "--switchboard",
+        spine.url,
+        "--id",
+        registered.supervisorId,
+        "--token-file",
+        `${dir}/token`,
+        "--state-dir",
+        dir,
+        "--rendezvous",
+        `http://127.0.0.1:${relay.port}`,
+        "--rendezvous-services",
+        `ssh=${sshd.port}`,
+      ]);
+      cleanup.push(async () => void await supervisor.kill());
+      hosts.push({ supervisor, supervisorId: registered.supervisorId, sshd, relay, tag });
+    }
+    for (const host of hosts) {
+      await host.supervisor.waitFor(/connected to the switchboard/);
+      await host.supervisor.waitFor(/connected to the rendezvous server/);
+    }
+
+    const tml = (args: string[]) => runTml(args, { env });
+    const testbed: Testbed = {
+      spine,
+      rendezvous,
+      rendezvousUrl,
+      portRange,
+      owner: { token: owner.token, env, home },
+      stranger: { token: stranger.token },
+      hosts,
+      tml,
+      async enqueue(host) {
+        const result = await tml([
+          "job",
+          "enqueue",
+          TEST_IMAGE_ID,
+          "--tag-config",
+          host.tag,
+          "--workload",
+          "sleep 600",
+        ]);
+        assertEquals(result.code, 0, result.stderr);
+        // The key tml made for this user at its first enqueue: the job's host accepts it.
+        const key = await Deno.readTextFile(`${home}/.config/tml/ssh/id_ed25519.pub`);
+        await host.sshd.authorize([key.trim()]);
+        return JSON.parse(result.stdout).job_id;
+      },
+      async sshEndpoint(jobId) {
+        const job = await waitForJob(
+          spine,
+          owner.token,
+          jobId,
+          (job) => (job.ssh_endpoints as unknown[]).length > 0,
+          30_000,
+        );
+        return (job.ssh_endpoints as Array<{ host: string; port: number }>)[0];
+      },
+      async userToken(jobId, expiresIn) {
+        const response = await api(
+          spine,
+          owner.token,
+          "POST",
+          `/jobs/${jobId}/rendezvous-token`,
+          expiresIn === undefined ? {} : { expires_in: expiresIn },
+        );
+        assertEquals(response.status, 201, JSON.stringify(response.body));
+        return (response.body as { token: string }).token;
+      },
+      dial(jobId, port, token) {
+        const base = rendezvousUrl.replace(/^http/, "ws");
+        return WebSocketBytes.connect(`${base}/v1/jobs/${jobId}/connect?port=${port}`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+      },
+      async stop() {
+        for (const step of cleanup.reverse()) await step();
+      },
+    };
+    return testbed;
+  } catch (error) {
+    for (const step of cleanup.reverse()) await Promise.resolve(step()).catch(() => {});
+    throw error;
+  }
+}
+
+/** Reads from a stream until `pattern` shows up or it ends; returns all that was read. */
+export async function readUntil(
+  stream: Pick<ByteStream, "read">,
+  pattern: RegExp,
+  timeoutMs = 10_000,
+): Promise<string> {
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(4096);
+  let text = "";
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(text) && Date.now() < deadline) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const count = await Promise.race([
+      stream.read(buffer).catch(() => null),
+      new Promise<"timeout">((
+        resolve,
+      ) => (timer = setTimeout(() => resolve("timeout"), deadline - Date.now()))),
+    ]);
+    clearTimeout(timer);
+    if (count === null || count === "timeout") break;
+    text += decoder.decode(buffer.subarray(0, count), { stream: true });
+  }
+  return text;
+}
