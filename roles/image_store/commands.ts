@@ -69,7 +69,8 @@ Examples:
       "after",
       `
 Prints a JSON summary. Safe while the server runs: a blob younger than the grace period (by
-modification time) is kept, so a blob uploaded for an image not yet published survives.`,
+modification time) is kept, so a blob uploaded for an image not yet published survives, and
+removal waits for images being published (both lock <root>/gc.lock).`,
     )
     .action(async (options) => {
       const { gcCommand } = await import("./gc_command.ts");

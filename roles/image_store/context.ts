@@ -3,6 +3,7 @@ import type { Logger } from "../../lib/log.ts";
 import type { BlobStore } from "../../lib/store/blob_store.ts";
 import type { ImageCatalog } from "./catalog.ts";
 import type { ImageStoreConfig } from "./config.ts";
+import type { GcLock } from "./gc_lock.ts";
 import type { MirrorIndex } from "./mirror_index.ts";
 import type { ServerStats } from "./stats.ts";
 import type { UploadAuth } from "./upload_auth.ts";
@@ -14,5 +15,7 @@ export interface StoreServerDeps {
   index: MirrorIndex;
   auth: UploadAuth;
   stats: ServerStats;
+  /** Shared while an image is published, so gc never removes a blob it was checked to have. */
+  gcLock: GcLock;
   log: Logger;
 }

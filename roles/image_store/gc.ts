@@ -7,10 +7,12 @@
  *      what a broken manifest references is unknown.
  *   2. A blob is a candidate when no image names it and it is older (by mtime) than the grace
  *      period; a blob being uploaded, or uploaded for an image not yet published, is younger.
- *   3. Just before removing, the images are listed again and a candidate named by an image
- *      published meanwhile is kept. What is left is a window of one listing, closed in practice
- *      by a grace period longer than any push (a push HEADs a blob, then publishes minutes
- *      later at most; a publish that loses the race gets a 409 and uploads the blob again).
+ *   3. Holding the gc lock (gc_lock.ts), which every publish shares between checking that its
+ *      blobs are stored and writing its manifest, the images are listed again and a candidate
+ *      named by an image published meanwhile is kept; the rest is removed. A publish that
+ *      waited for the lock finds its blob gone, answers 409, and `tml image push` sends the
+ *      blob again. Without the lock an old unreferenced blob that a push skipped (the store had
+ *      it) could go between the publish's check and its write.
  */
 import type { StoreBackend } from "../../lib/store/storage.ts";
 import { blobPath, imagePath, parseStorePath } from "../../lib/store/layout.ts";
@@ -22,6 +24,8 @@ export interface GcOptions {
   graceMs: number;
   dryRun: boolean;
   now?: Date;
+  /** Runs the removal step while no image is being published (GcLock.exclusive). */
+  lock: <T>(removal: () => Promise<T>) => Promise<T>;
 }
 
 export interface GcReport {
@@ -58,9 +62,12 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
 
   let doomed = candidates;
   if (!dryRun && candidates.length > 0) {
-    const second = await referencedBlobs(backend);
-    doomed = candidates.filter((blob) => !second.referenced.has(blob.sha256));
-    for (const blob of doomed) await backend.delete(blobPath(blob.sha256));
+    doomed = await options.lock(async () => {
+      const second = await referencedBlobs(backend);
+      const unreferenced = candidates.filter((blob) => !second.referenced.has(blob.sha256));
+      for (const blob of unreferenced) await backend.delete(blobPath(blob.sha256));
+      return unreferenced;
+    });
   }
   return {
     dry_run: dryRun,

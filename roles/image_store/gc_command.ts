@@ -6,6 +6,7 @@ import { printJson } from "../../lib/cli/output.ts";
 import { DirectoryBackend } from "../../lib/store/directory_backend.ts";
 import { ImageStoreConfig } from "./config.ts";
 import { collectGarbage } from "./gc.ts";
+import { GcLock } from "./gc_lock.ts";
 
 export interface GcCommandOptions {
   config?: string;
@@ -28,10 +29,12 @@ export async function gcCommand(options: GcCommandOptions): Promise<void> {
       field: "root",
     });
   });
+  const lock = new GcLock(root);
   const report = await collectGarbage({
     backend: new DirectoryBackend(root),
     graceMs,
     dryRun: options.dryRun,
+    lock: (removal) => lock.exclusive(removal),
   });
   printJson(report);
 }

@@ -9,6 +9,7 @@ import { createLogger } from "../../lib/log.ts";
 import { openDirectoryStore } from "../../lib/store/blob_store.ts";
 import { buildApp } from "./app.ts";
 import { ImageStoreConfig } from "./config.ts";
+import { GcLock } from "./gc_lock.ts";
 import { StoreHttpError } from "./http_errors.ts";
 import { loadImages } from "./load_images.ts";
 import { MirrorIndex } from "./mirror_index.ts";
@@ -37,7 +38,16 @@ export async function serve(options: ServeOptions): Promise<void> {
   if (!auth.enabled) {
     log.warn("uploads disabled: configure upload_token_file or switchboard to accept them");
   }
-  const app = buildApp({ config, store, catalog, index, auth, stats: new ServerStats(), log });
+  const app = buildApp({
+    config,
+    store,
+    catalog,
+    index,
+    auth,
+    stats: new ServerStats(),
+    gcLock: new GcLock(config.root),
+    log,
+  });
 
   const separator = config.listen.lastIndexOf(":");
   const hostname = config.listen.slice(0, separator).replace(/^\[(.*)\]$/, "$1") || "0.0.0.0";

@@ -92,24 +92,27 @@ async function putImage(c: Context, deps: StoreServerDeps): Promise<Response> {
     );
   }
   const manifest = parseManifest(bytes);
-  const missing: string[] = [];
-  const digests = new Set<string>();
-  for (const [label, blob] of Object.entries(manifest.blobs)) {
-    digests.add(blob.sha256);
-    if (!await deps.store.has(blob.sha256)) missing.push(`"${label}" (${blob.sha256})`);
-  }
-  if (missing.length > 0) {
-    const shown = missing.slice(0, 10).join(", ") +
-      (missing.length > 10 ? ` and ${missing.length - 10} more` : "");
-    throw new StoreHttpError(
-      409,
-      "missing_blobs",
-      `Cannot publish image "${imageId}": ${missing.length} of its blobs are not in the store: ${shown}`,
-      { field: "blobs" },
-    );
-  }
-  const created = !await deps.store.hasImage(imageId);
-  await deps.store.putManifest(bytes);
+  const digests = new Set(Object.values(manifest.blobs).map((blob) => blob.sha256));
+  // Between the check and the write, gc must not remove any of the blobs (gc_lock.ts).
+  const created = await deps.gcLock.shared(async () => {
+    const missing: string[] = [];
+    for (const [label, blob] of Object.entries(manifest.blobs)) {
+      if (!await deps.store.has(blob.sha256)) missing.push(`"${label}" (${blob.sha256})`);
+    }
+    if (missing.length > 0) {
+      const shown = missing.slice(0, 10).join(", ") +
+        (missing.length > 10 ? ` and ${missing.length - 10} more` : "");
+      throw new StoreHttpError(
+        409,
+        "missing_blobs",
+        `Cannot publish image "${imageId}": ${missing.length} of its blobs are not in the store: ${shown}`,
+        { field: "blobs" },
+      );
+    }
+    const created = !await deps.store.hasImage(imageId);
+    await deps.store.putManifest(bytes);
+    return created;
+  });
   if (deps.catalog.get(imageId) === undefined) deps.catalog.add(imageId, manifest, new Date());
   await deps.index.add({ id: imageId, blobDigests: [...digests] });
   deps.stats.imageUploads++;

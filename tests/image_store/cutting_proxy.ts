@@ -3,6 +3,8 @@
  * closed after `cutAfterBytes` bytes of the answer, which is what a flaky network does to a
  * long download. It records the start of every request so a test can see the resuming `Range`.
  */
+import { writeAll } from "./store_harness.ts";
+
 export interface CuttingProxy {
   url: string;
   /** The head (request line and headers) of every request seen, in order. */
@@ -84,9 +86,4 @@ export function startCuttingProxy(
       }
     },
   };
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }

@@ -25,6 +25,7 @@ import {
   startImageStore,
   storeStats,
   UPLOAD_TOKEN,
+  waitUntil,
   writeRandomFile,
 } from "./store_harness.ts";
 
@@ -381,12 +382,4 @@ async function rawRequest(url: string, text: string): Promise<string> {
   const reply = new TextDecoder().decode(await readAll(conn));
   conn.close();
   return reply;
-}
-
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!await condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }

@@ -1,7 +1,7 @@
 /**
  * Helpers for the image store's end-to-end tests: a real `tml image-store serve` process on a
- * free port, random files of a given size with their digests, hashing of HTTP bodies, and the
- * server's counters.
+ * free port, random files of a given size with their digests, hashing of HTTP bodies, the
+ * server's counters, and raw socket writes and polling for tests that act mid-transfer.
  */
 import { createHash } from "node:crypto";
 import { StoreStats } from "../../lib/protocol/image_store.ts";
@@ -12,6 +12,8 @@ export const UPLOAD_TOKEN = "test-upload-token-5f1d0c7a9b";
 export interface RunningStore {
   url: string;
   root: string;
+  /** The file holding UPLOAD_TOKEN, for `tml image push --token-file`. */
+  tokenFile: string;
   process: TmlProcess;
   stop(signal?: Deno.Signal): Promise<void>;
 }
@@ -38,6 +40,7 @@ export async function startImageStore(
   return {
     url: match[1],
     root,
+    tokenFile,
     process,
     async stop(signal: Deno.Signal = "SIGTERM") {
       await process.kill(signal);
@@ -92,4 +95,22 @@ export async function listFiles(dir: string, relative = ""): Promise<string[]> {
 
 export function authHeader(token = UPLOAD_TOKEN): Record<string, string> {
   return { authorization: `Bearer ${token}` };
+}
+
+/** Writes all of `bytes` to a socket (a single write may take only part). */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+/** Polls `condition` until it holds; fails after `timeoutMs`. */
+export async function waitUntil(
+  condition: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!await condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
