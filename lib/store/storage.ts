@@ -10,7 +10,11 @@ export interface ByteRange {
   end: number;
 }
 
-/** Bytes to store: a web stream (a request body) or any async iterable of chunks. */
+/**
+ * Bytes to store: a web stream (a request body) or any async iterable of chunks. A backend is
+ * done with a chunk when it asks for the next one, so a source may read the next chunk into
+ * the same memory (the image store's upload path does: roles/image_store/body_blocks.ts).
+ */
 export type ByteSource = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
 /** What the stored bytes must be; the path's digest must equal `sha256`. */

@@ -5,8 +5,12 @@
  * loopback with hashing and writing: 64 KiB chunks ~200-400 MB/s, 1 MiB blocks ~700-950 MB/s.
  * A small body that arrived with its headers is not a byte stream (no BYOB): it is copied.
  *
- * Each block is a fresh buffer, since a consumer may keep it. Ending the iteration early
- * (`return()`, also before the first block) cancels the body, so its sender is told to stop.
+ * Every block is read into the same 1 MiB of memory: a block is valid until the next one is
+ * asked for (ByteSource's contract, lib/store/storage.ts). A fresh buffer per block costs a
+ * gigabyte of new pages per gigabyte uploaded (page faults and zeroing, and on this VM pages
+ * the host may have taken back), and garbage collections to free them. Ending the iteration
+ * early (`return()`, also before the first block) cancels the body, so its sender is told
+ * to stop.
  */
 const BLOCK = 1 << 20;
 
@@ -29,6 +33,7 @@ export function bodyBlocks(
 ): AsyncIterableIterator<Uint8Array> {
   let reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array> | undefined;
   let readInto: ReadInto | undefined;
+  let buffer: Block | undefined;
   let finished = body === null;
   const iterator: AsyncIterableIterator<Uint8Array> = {
     [Symbol.asyncIterator]: () => iterator,
@@ -45,7 +50,9 @@ export function bodyBlocks(
           readInto = copyingReadInto(chunks);
         }
       }
-      let block: Block = new Uint8Array(blockSize);
+      // The consumer is done with the previous block (it asked for this one): read over it.
+      let block: Block = buffer ?? new Uint8Array(blockSize);
+      buffer = undefined;
       let filled = 0;
       while (filled < blockSize) {
         let result: Awaited<ReturnType<ReadInto>>;
@@ -67,6 +74,7 @@ export function bodyBlocks(
           break;
         }
       }
+      buffer = block;
       if (filled === 0) return { done: true, value: undefined };
       return { done: false, value: block.subarray(0, filled) };
     },
