@@ -44,7 +44,9 @@ export class WebSocketBytes implements ByteStream {
   #sentEof = false;
   #close?: WsClose;
   #wake: Array<() => void> = [];
-  #onConnected?: () => void;
+  /** Settles when the server says `connected` (which may arrive along with the open). */
+  readonly #connected: Promise<void>;
+  #onConnected!: () => void;
   readonly closed: Promise<WsClose>;
   /** Settles once the socket is open, or closed without ever opening. */
   readonly opened: Promise<void>;
@@ -62,11 +64,7 @@ export class WebSocketBytes implements ByteStream {
     const stream = new WebSocketBytes(socket, options);
     let failure = "";
     socket.onerror = (event) => (failure = (event as ErrorEvent).message ?? "");
-    await stream.opened;
-    await Promise.race([
-      new Promise<void>((resolve) => (stream.#onConnected = resolve)),
-      stream.closed,
-    ]);
+    await Promise.race([stream.#connected, stream.closed]);
     if (stream.#close !== undefined) {
       const { code, reason } = stream.#close;
       throw new WebSocketClosedError(
@@ -83,6 +81,7 @@ export class WebSocketBytes implements ByteStream {
     socket.binaryType = "arraybuffer";
     let resolveClosed: (close: WsClose) => void;
     this.closed = new Promise((resolve) => (resolveClosed = resolve));
+    this.#connected = new Promise((resolve) => (this.#onConnected = resolve));
     this.opened = socket.readyState === WebSocket.OPEN ? Promise.resolve() : Promise.race([
       new Promise<void>((resolve) => socket.addEventListener("open", () => resolve())),
       this.closed.then(() => {}),
@@ -98,25 +97,22 @@ export class WebSocketBytes implements ByteStream {
 
   /** Copies the next bytes into `buffer`; null once the peer has sent `eof` and all was read. */
   async read(buffer: Uint8Array): Promise<number | null> {
-    while (this.#queue.length === 0) {
-      if (this.#peerEof) return null;
-      if (this.#close !== undefined) throw new WebSocketClosedError(this.#close);
-      await new Promise<void>((resolve) => this.#wake.push(resolve));
-    }
+    if (!await this.#waitForBytes()) return null;
     const chunk = this.#queue[0];
     const count = Math.min(chunk.length, buffer.length);
     buffer.set(chunk.subarray(0, count));
     if (count === chunk.length) this.#queue.shift();
     else this.#queue[0] = chunk.subarray(count);
-    this.#taken += count;
-    // A blocked sender has more than window - one frame unacknowledged, all of it taken here
-    // eventually, so acknowledging every quarter window can never leave it waiting forever.
-    if (this.#taken >= this.#window / 4) {
-      this.#sendText({ type: "ack", bytes: this.#taken });
-      this.#received -= this.#taken;
-      this.#taken = 0;
-    }
+    this.#took(count);
     return count;
+  }
+
+  /** The next bytes as they arrived, without a copy (what a splice uses); null after eof. */
+  async readChunk(): Promise<Uint8Array | null> {
+    if (!await this.#waitForBytes()) return null;
+    const chunk = this.#queue.shift()!;
+    this.#took(chunk.length);
+    return chunk;
   }
 
   /** Sends all of `bytes`, in frames, as the peer's window allows. */
@@ -131,8 +127,9 @@ export class WebSocketBytes implements ByteStream {
         if (this.#close !== undefined) throw new WebSocketClosedError(this.#close);
         throw new Error("Cannot write to the websocket: this side already sent eof");
       }
-      // send() may read the buffer later; the caller reuses its buffer at once.
-      this.#socket.send(bytes.slice(offset, offset + size));
+      // send() copies the bytes before it returns (as the WebSocket standard says, and
+      // checked for Deno), so the caller may reuse its buffer at once.
+      this.#socket.send(bytes.subarray(offset, offset + size));
       this.#unacked += size;
       offset += size;
     }
@@ -162,6 +159,27 @@ export class WebSocketBytes implements ByteStream {
     }
   }
 
+  /** Waits until bytes are queued: false after the peer's eof, a throw once closed. */
+  async #waitForBytes(): Promise<boolean> {
+    while (this.#queue.length === 0) {
+      if (this.#peerEof) return false;
+      if (this.#close !== undefined) throw new WebSocketClosedError(this.#close);
+      await new Promise<void>((resolve) => this.#wake.push(resolve));
+    }
+    return true;
+  }
+
+  #took(count: number): void {
+    this.#taken += count;
+    // A blocked sender has more than window - one frame unacknowledged, all of it taken here
+    // eventually, so acknowledging every quarter window can never leave it waiting forever.
+    if (this.#taken >= this.#window / 4) {
+      this.#sendText({ type: "ack", bytes: this.#taken });
+      this.#received -= this.#taken;
+      this.#taken = 0;
+    }
+  }
+
   #receive(data: unknown): void {
     if (typeof data === "string") {
       let parsed;
@@ -175,7 +193,7 @@ export class WebSocketBytes implements ByteStream {
           `Cannot read stream control: ${formatZodError(parsed.error, "text frame")}`,
         );
       }
-      if (parsed.data.type === "connected") this.#onConnected?.();
+      if (parsed.data.type === "connected") this.#onConnected();
       else if (parsed.data.type === "eof") this.#peerEof = true;
       else if (parsed.data.bytes > this.#unacked) {
         return this.#violation("Cannot read stream control: ack for more bytes than were sent");

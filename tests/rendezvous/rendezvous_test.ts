@@ -126,6 +126,14 @@ Deno.test({
             {},
           );
           assertEquals(stranger.status, 404);
+          // A supervisor gets grants only for the job it runs: beta cannot expose alpha's job.
+          const stolen = await api(testbed.spine, beta.token, "POST", "/rendezvous/grant", {
+            job_id: jobA,
+          });
+          assertEquals(stolen.status, 409);
+          assertStringIncludes(JSON.stringify(stolen.body), "is not running it");
+          const keys = await api(testbed.spine, "", "GET", "/rendezvous/keys");
+          assertEquals((keys.body as { keys: unknown[] }).keys.length, 1);
           const viaCli = await testbed.tml(["rendezvous", "connect", jobB, "22"]);
           assertEquals(viaCli.code, 1);
           assertStringIncludes(

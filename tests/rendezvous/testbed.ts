@@ -17,6 +17,8 @@ import {
   waitForJob,
 } from "../support/spine.ts";
 import { freePort, runTml, TmlProcess, type TmlRunResult } from "../support/tml_process.ts";
+import { requireProgram } from "../../lib/system_packages.ts";
+import { OPENSSL } from "../support/system_programs.ts";
 import { type Sshd, startSshd } from "./sshd.ts";
 
 /** A TCP relay in front of a port; `cut()` drops every connection through it. */
@@ -63,6 +65,8 @@ export function startRelay(targetPort: number): Relay {
 export interface Host {
   supervisor: TmlProcess;
   supervisorId: string;
+  /** The supervisor's own token (it asks the switchboard for grants with it). */
+  token: string;
   sshd: Sshd;
   relay: Relay;
   tag: string;
@@ -95,12 +99,52 @@ export interface Testbed {
 export interface TestbedOptions {
   hosts: string[];
   rendezvousArgs: string[];
+  /** Serve TLS (websockets and data port) with a fresh self-signed certificate. */
+  tls?: boolean;
+}
+
+/** A self-signed certificate for 127.0.0.1; processes trust it through `DENO_CERT`. */
+async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string }> {
+  const openssl = await requireProgram(OPENSSL);
+  const cert = `${dir}/cert.pem`;
+  const key = `${dir}/key.pem`;
+  const result = await new Deno.Command(openssl, {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!result.success) throw new Error(new TextDecoder().decode(result.stderr));
+  return { cert, key };
 }
 
 export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
   const spine = await startSpine(["--keepalive-interval", "500ms"]);
   const cleanup: Array<() => Promise<void> | void> = [() => spine.stop()];
   try {
+    const home = await Deno.makeTempDir({ prefix: "tml-rdv-home-" });
+    cleanup.push(() => Deno.remove(home, { recursive: true }));
+    const tls = options.tls ? await selfSignedCertificate(home) : undefined;
+    const trust: Record<string, string> = tls === undefined ? {} : { DENO_CERT: tls.cert };
     const first = freePort();
     const portRange = { first, last: first + 19 };
     const rendezvous = TmlProcess.start([
@@ -112,13 +156,12 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
       spine.url,
       "--port-range",
       `${portRange.first}-${portRange.last}`,
+      ...(tls === undefined ? [] : ["--tls-cert", tls.cert, "--tls-key", tls.key]),
       ...options.rendezvousArgs,
     ]);
     cleanup.push(async () => void await rendezvous.kill());
-    const rendezvousUrl = (await rendezvous.waitFor(/listening on (http:\/\/\S+)/))[1];
+    const rendezvousUrl = (await rendezvous.waitFor(/listening on (https?:\/\/\S+)/))[1];
 
-    const home = await Deno.makeTempDir({ prefix: "tml-rdv-home-" });
-    cleanup.push(() => Deno.remove(home, { recursive: true }));
     const owner = await createUser(spine, "owner", ["submit_job", "run_job_on_supervisor:*"]);
     const stranger = await createUser(spine, "stranger", ["submit_job", "run_job_on_supervisor:*"]);
     const env = {
@@ -127,12 +170,14 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
       DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
       TML_API_URL: spine.url,
       TML_API_TOKEN: owner.token,
+      ...trust,
     };
 
     const hosts: Host[] = [];
     for (const name of options.hosts) {
       const sshd = await startSshd(name);
       cleanup.push(() => sshd.stop());
+      // TLS passes through the relay untouched: the supervisor still checks the certificate.
       const relay = startRelay(Number(new URL(rendezvousUrl).port));
       cleanup.push(() => relay.close());
       const tag = `host:${name}`;
@@ -152,12 +197,19 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
         "--state-dir",
         dir,
         "--rendezvous",
-        `http://127.0.0.1:${relay.port}`,
+        `${new URL(rendezvousUrl).protocol}//127.0.0.1:${relay.port}`,
         "--rendezvous-services",
         `ssh=${sshd.port}`,
-      ]);
+      ], { env: trust });
       cleanup.push(async () => void await supervisor.kill());
-      hosts.push({ supervisor, supervisorId: registered.supervisorId, sshd, relay, tag });
+      hosts.push({
+        supervisor,
+        supervisorId: registered.supervisorId,
+        token: registered.token,
+        sshd,
+        relay,
+        tag,
+      });
     }
     for (const host of hosts) {
       await host.supervisor.waitFor(/connected to the switchboard/);

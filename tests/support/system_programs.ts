@@ -20,6 +20,8 @@ export const SSHD: SystemProgram = {
   searchDirs: ["/usr/sbin"],
 };
 export const SSH: SystemProgram = { command: "ssh", debianPackage: "openssh-client" };
+/** The rendezvous TLS test makes a self-signed certificate with it. */
+export const OPENSSL: SystemProgram = { command: "openssl", debianPackage: "openssl" };
 
 /** The client's end-to-end test runs a CI script that parses `tml job enqueue` with it. */
 export const JQ: SystemProgram = { command: "jq", debianPackage: "jq" };
@@ -33,4 +35,5 @@ export const TEST_SYSTEM_PROGRAMS: SystemProgram[] = [
   JQ,
   SSHD,
   SSH,
+  OPENSSL,
 ];
