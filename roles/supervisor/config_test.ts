@@ -57,3 +57,32 @@ Deno.test("loadSupervisorConfig() says which token file it cannot read, or that 
     await Deno.remove(empty);
   }
 });
+
+Deno.test("loadSupervisorConfig() reads the rendezvous services as NAME=PORT, ssh=22 by default", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/token`, "the-token");
+    const flags = { switchboard: "http://127.0.0.1:7100", id: ID, token_file: `${dir}/token` };
+    const plain = await loadSupervisorConfig({ env: {}, flags });
+    assertEquals(plain.rendezvous, undefined);
+    assertEquals(plain.rendezvous_services, [{ name: "ssh", port: 22 }]);
+    const listed = await loadSupervisorConfig({
+      env: { TML_RENDEZVOUS: "wss://rdv.example", TML_RENDEZVOUS_SERVICES: "ssh=2222, http=80" },
+      flags,
+    });
+    assertEquals(listed.rendezvous_services, [{ name: "ssh", port: 2222 }, {
+      name: "http",
+      port: 80,
+    }]);
+    for (const bad of ["ssh", "ssh=99999", "SSH=22"]) {
+      const error = await assertRejects(
+        () => loadSupervisorConfig({ env: { TML_RENDEZVOUS_SERVICES: bad }, flags }),
+        ConfigError,
+      );
+      assertEquals(error.field?.startsWith("rendezvous_services"), true, error.message);
+      assert(error.message.includes("TML_RENDEZVOUS_SERVICES"), error.message);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

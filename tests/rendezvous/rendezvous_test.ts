@@ -14,6 +14,7 @@ import { Buffer } from "node:buffer";
 import { UserCloseCode } from "../../lib/protocol/rendezvous.ts";
 import { WebSocketClosedError } from "../../lib/net/ws_bytes.ts";
 import { api, waitForJob } from "../support/spine.ts";
+import { freePort, TmlProcess } from "../support/tml_process.ts";
 import { readUntil, startTestbed, type Testbed } from "./testbed.ts";
 
 const BATCH = ["-o", "BatchMode=yes"];
@@ -142,6 +143,71 @@ Deno.test({
           );
         },
       );
+
+      await t.step(
+        "each connection has its own flow control: a stalled one stalls no other",
+        async () => {
+          const created = await api(
+            testbed.spine,
+            testbed.owner.token,
+            "POST",
+            `/jobs/${jobA}/rendezvous-token`,
+            {},
+          );
+          const { token, endpoints } = created.body as {
+            token: string;
+            endpoints: Array<{ name: string; public_port: number }>;
+          };
+          const chargenPort = endpoints.find((e) => e.name === "chargen")!.public_port;
+          // Two readers that read nothing at all, one on each path...
+          const stalledWs = await testbed.dial(jobA, alpha.chargenPort, token);
+          const stalledTcp = await Deno.connect({ hostname: "127.0.0.1", port: chargenPort });
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          // ...while another reads 64 MiB through the websocket and 64 MiB through the port.
+          const moving = await testbed.dial(jobA, alpha.chargenPort, token);
+          let got = 0;
+          while (got < 64 * 1024 * 1024) got += (await moving.readChunk())!.length;
+          const tcp = await Deno.connect({ hostname: "127.0.0.1", port: chargenPort });
+          const buffer = new Uint8Array(1024 * 1024);
+          for (got = 0; got < 64 * 1024 * 1024;) got += (await tcp.read(buffer))!;
+          // The stalled ones were held back, not dropped: they still deliver.
+          assert((await stalledWs.readChunk())!.length > 0);
+          assert((await stalledTcp.read(buffer))! > 0);
+          for (const stream of [moving, stalledWs]) stream.close();
+          for (const conn of [tcp, stalledTcp]) conn.close();
+        },
+      );
+
+      await t.step("tml job forward carries a local port to a port of the job's host", async () => {
+        const local = freePort();
+        const forward = TmlProcess.start(["job", "forward", jobA, `${local}:${alpha.sshd.port}`], {
+          env: testbed.owner.env,
+        });
+        try {
+          await forward.waitFor(/Forwarding 127\.0\.0\.1:\d+ to port/);
+          const output = await new Deno.Command("ssh", {
+            args: [
+              ...BATCH,
+              "-o",
+              "UserKnownHostsFile=/dev/null",
+              "-o",
+              "StrictHostKeyChecking=no",
+              "-o",
+              "LogLevel=ERROR",
+              "-i",
+              `${testbed.owner.home}/.config/tml/ssh/id_ed25519`,
+              "-p",
+              String(local),
+              `${user}@127.0.0.1`,
+              "echo forwarded $TML_TEST_HOST",
+            ],
+            stdin: "null",
+          }).output();
+          assertEquals(new TextDecoder().decode(output.stdout), "forwarded alpha\n");
+        } finally {
+          await forward.kill();
+        }
+      });
 
       await t.step("bad input is refused clearly and the others keep being served", async () => {
         const port = alpha.sshd.port;

@@ -62,12 +62,39 @@ export function startRelay(targetPort: number): Relay {
   };
 }
 
+/**
+ * A service that sends bytes for as long as a connection reads them (RFC 864's chargen), run
+ * by the test for every job's host beside sshd: it shows one stalled reader stalls nothing else.
+ */
+export function startChargen(): { port: number; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const pattern = new Uint8Array(256 * 1024).map((_, i) => 32 + (i % 95));
+  (async () => {
+    for await (const conn of listener) {
+      open.add(conn);
+      (async () => {
+        while (true) await conn.write(pattern);
+      })().catch(() => open.delete(conn));
+    }
+  })().catch(() => {});
+  return {
+    port: listener.addr.port,
+    close() {
+      listener.close();
+      for (const conn of open) conn.close();
+    },
+  };
+}
+
 export interface Host {
   supervisor: TmlProcess;
   supervisorId: string;
   /** The supervisor's own token (it asks the switchboard for grants with it). */
   token: string;
   sshd: Sshd;
+  /** The host port of its chargen service (exposed as `chargen`). */
+  chargenPort: number;
   relay: Relay;
   tag: string;
 }
@@ -173,6 +200,8 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
       ...trust,
     };
 
+    const chargen = startChargen();
+    cleanup.push(() => chargen.close());
     const hosts: Host[] = [];
     for (const name of options.hosts) {
       const sshd = await startSshd(name);
@@ -199,7 +228,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
         "--rendezvous",
         `${new URL(rendezvousUrl).protocol}//127.0.0.1:${relay.port}`,
         "--rendezvous-services",
-        `ssh=${sshd.port}`,
+        `ssh=${sshd.port},chargen=${chargen.port}`,
       ], { env: trust });
       cleanup.push(async () => void await supervisor.kill());
       hosts.push({
@@ -207,6 +236,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
         supervisorId: registered.supervisorId,
         token: registered.token,
         sshd,
+        chargenPort: chargen.port,
         relay,
         tag,
       });
