@@ -13,7 +13,7 @@
  * Every process shares this machine's cores: the proxied path runs four busy processes
  * (client, rendezvous server, supervisor, host) where the direct one runs two, and each relay
  * copies every byte in and out of the kernel, which costs it about as much CPU as the host's
- * reading. On a 2-vCPU machine shared with other work the TCP path measured 0.43-0.6x direct;
+ * reading. On a 2-vCPU machine shared with other work the TCP path measured 0.43-0.64x direct;
  * what was tried to do better: larger relay buffers (up to 4 MiB: +15%, kept), double
  * buffering (slower), and splice(2) through FFI (more CPU per byte on loopback, slower).
  */

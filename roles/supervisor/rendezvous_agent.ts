@@ -30,7 +30,7 @@ import {
 import { PROTOCOL_VERSION } from "../../lib/protocol/version.ts";
 import { TML_VERSION } from "../../lib/version.ts";
 import { formatZodError } from "../../lib/zod_issues.ts";
-import type { HostDriver } from "./host_driver.ts";
+import type { HostAddress, HostDriver } from "./host_driver.ts";
 
 export interface RendezvousAgentOptions {
   /** The rendezvous server's base URL (`http(s)://` or `ws(s)://`). */
@@ -50,6 +50,11 @@ export interface RendezvousAgentOptions {
 const EXPOSE_TIMEOUT_MS = 15_000;
 /** How long to wait before retrying a sync that failed (switchboard or server unreachable). */
 const SYNC_RETRY_MS = 2_000;
+/**
+ * How long a connection to the host's port may take: less than a rendezvous server waits for
+ * the data connection (10 s by default), so the user hears why rather than a timeout.
+ */
+const HOST_CONNECT_TIMEOUT_MS = 8_000;
 
 export class RendezvousAgent {
   /** The job whose services should be exposed now. */
@@ -325,7 +330,7 @@ export class RendezvousAgent {
     if (address === undefined) return fail(`the job's host has no address for port ${open.port}`);
     let host: Deno.TcpConn;
     try {
-      host = await Deno.connect({ hostname: address.hostname, port: address.port });
+      host = await connectWithin(address, HOST_CONNECT_TIMEOUT_MS);
     } catch (error) {
       return fail(`cannot reach port ${open.port} of the job's host: ${(error as Error).message}`);
     }
@@ -362,4 +367,17 @@ export class RendezvousAgent {
     await splice(data, host);
     this.#carried.delete(carried);
   }
+}
+
+/** A TCP connection, or an error once `ms` have passed (a late connection is closed). */
+function connectWithin(address: HostAddress, ms: number): Promise<Deno.TcpConn> {
+  const connecting = Deno.connect({ hostname: address.hostname, port: address.port });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      connecting.then((conn) => conn.close(), () => {});
+      reject(new Error(`no answer within ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([connecting, late]).finally(() => clearTimeout(timer));
 }
