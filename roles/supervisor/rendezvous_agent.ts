@@ -144,6 +144,7 @@ export class RendezvousAgent {
       this.options.log.warn("cannot get a rendezvous grant", { error: (error as Error).message });
       return false;
     }
+    if (this.#stopped) return false; // stopped while the grant was on its way
     const socket = new WebSocket(`${base}/v1/supervisors/connect`);
     this.#socket = socket;
     return await new Promise<boolean>((resolve) => {
