@@ -27,7 +27,11 @@ const PUBLIC = new Set([
   "get /api/v1/health",
   "get /api/v1/openapi.json",
   "post /api/v1/tokens/login",
+  "get /api/v1/rendezvous/keys", // Public keys, so rendezvous servers need no credentials.
 ]);
+
+/** Routes that take a supervisor's token rather than an API token. */
+const SUPERVISOR_ROUTES = new Set(["/api/v1/supervisors/connect", "/api/v1/rendezvous/grant"]);
 
 Deno.test({
   name:
@@ -60,8 +64,7 @@ Deno.test({
             if (PUBLIC.has(`${method} ${path}`)) continue;
             const concrete = path.replace("/api/v1", "").replaceAll("{id}", crypto.randomUUID());
             const body = method === "post" ? {} : undefined;
-            // The supervisor websocket takes a supervisor's token; every other route an API token.
-            const wrongKind = path.endsWith("/supervisors/connect")
+            const wrongKind = SUPERVISOR_ROUTES.has(path)
               ? alice.token
               : supervisor.token;
             for (const token of ["", "x".repeat(172), wrongKind]) {
