@@ -15,9 +15,11 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mkdir -p /run /tmp "$disk"
+mkdir -p /run /tmp
 mount -t tmpfs -o mode=0755 run /run
 mount -t tmpfs -o mode=1777 tmp /tmp
+# After the tmpfs mounts: a repository cloned under /tmp builds its tree there.
+mkdir -p "$disk"
 
 say() { echo "tml-guest: $* (uptime $(cut -d' ' -f1 /proc/uptime) s)"; }
 
