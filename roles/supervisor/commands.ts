@@ -1,6 +1,6 @@
 /**
- * Declares the supervisor agents: `tml supervisor local` now; `qemu` and `netboot` register
- * beside it with their own driver (see `addDriverCommand`). The code loads when one runs.
+ * Declares the supervisor agents: `tml supervisor local` and `tml supervisor qemu`; `netboot`
+ * registers beside them with its own driver. The code loads when one runs.
  */
 import type { Command } from "commander";
 import { envVarName } from "../../lib/config.ts";
@@ -91,6 +91,63 @@ Examples:
       await runSupervisor(config, driver, log);
     });
 
-  // `qemu` and `netboot` go here: supervisorOptions(supervisor.command("qemu")) plus their own
-  // flags, and an action that builds their HostDriver and hands it to runSupervisor.
+  supervisorOptions(supervisor.command("qemu"))
+    .description("run each job in a fresh QEMU VM booted from its image")
+    .option("--qemu-binary <path>", `QEMU system emulator (${envVarName("qemu_binary")})`)
+    .option("--qemu-img-binary <path>", `qemu-img (${envVarName("qemu_img_binary")})`)
+    .option(
+      "--qemu-args <json>",
+      `machine arguments, a JSON array template (${envVarName("qemu_args")})`,
+    )
+    .option(
+      "--start-script <path>",
+      `run before each VM; prints tml-set-variable:KEY=VALUE (${envVarName("start_script")})`,
+    )
+    .option(
+      "--working-disk-max-bytes <bytes>",
+      `size of a job's disk (${envVarName("working_disk_max_bytes")})`,
+    )
+    .option(
+      "--site-cache <dir>",
+      `where images are cached (${envVarName("site_cache")}, default STATE_DIR/images)`,
+    )
+    .addHelpText(
+      "after",
+      `
+Each job gets a fresh VM: the supervisor fetches the job's image from the image store into its
+site cache (only the blobs it lacks, each verified), checks its qcow2 layers, puts a thin
+overlay on them, and boots it: directly (kernel, initrd and command line from the image), or
+with UEFI firmware (OVMF) for Treadmill's disk images. The puppet in the guest reports to the
+supervisor over virtio-serial; the guest's serial console becomes the job's log.
+
+qemu_args is a template: {job_id}, {job_workdir}, {main_disk_image}, {state_dir} and the
+variables the start script sets are filled in. tml attaches the job's disk as virtio unless
+the template names {main_disk_image}. Without qemu_args the VM has 1 CPU, 512 MiB and no
+network, under software emulation; a site with working KVM sets "-accel", "kvm" itself.
+
+Examples:
+  tml supervisor qemu --switchboard http://127.0.0.1:7100 --image-store http://127.0.0.1:7200 \\
+    --id 3f0c2a9e-5b1d-4c8e-9f27-0d6a1b2c3d4e --token-file sup.token --tags board:nrf52840dk
+  tml supervisor qemu --config /etc/tml/supervisor.toml
+
+  # supervisor.toml: pass a board's USB device through
+  qemu_args = ["-accel", "kvm", "-m", "2048",
+               "-device", "qemu-xhci", "-device", "usb-host,hostbus={usb_bus},hostaddr={usb_addr}"]
+  start_script = "/etc/tml/find-board.sh"  # prints tml-set-variable:usb_bus=1 …`,
+    )
+    .action(async (options) => {
+      const { runQemuSupervisor } = await import("./qemu_supervisor.ts");
+      await runQemuSupervisor({
+        file: options.config,
+        flags: {
+          ...flagsOf(options),
+          qemu_binary: options.qemuBinary,
+          qemu_img_binary: options.qemuImgBinary,
+          qemu_args: options.qemuArgs,
+          start_script: options.startScript,
+          working_disk_max_bytes: options.workingDiskMaxBytes,
+          site_cache: options.siteCache,
+        },
+      });
+    });
 }

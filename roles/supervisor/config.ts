@@ -45,10 +45,18 @@ export type SupervisorConfig = z.infer<typeof SupervisorConfig>;
 /** The loaded configuration, with the token read and the state directory decided. */
 export type ResolvedSupervisorConfig = SupervisorConfig & { state_dir: string; token: string };
 
-export async function loadSupervisorConfig(
-  sources: { file?: string; flags: Record<string, unknown>; env?: Record<string, string> },
-): Promise<ResolvedSupervisorConfig> {
-  const config = await loadConfig(SupervisorConfig, sources);
+export interface SupervisorConfigSources {
+  file?: string;
+  flags: Record<string, unknown>;
+  env?: Record<string, string>;
+}
+
+/** Loads `SupervisorConfig`, or a driver's extension of it (`schema`). */
+export async function loadSupervisorConfig<T extends typeof SupervisorConfig>(
+  sources: SupervisorConfigSources,
+  schema?: T,
+): Promise<z.infer<T> & ResolvedSupervisorConfig> {
+  const config = await loadConfig(schema ?? SupervisorConfig, sources) as z.infer<T>;
   let token: string;
   try {
     token = (await Deno.readTextFile(config.token_file)).trim();

@@ -78,11 +78,15 @@ export async function validateLayerChain(
   }
 }
 
-/** Creates a qcow2 overlay at `overlay` backed by the read-only `top` layer. */
+/**
+ * Creates a qcow2 overlay at `overlay` backed by the read-only `top` layer, as large as the
+ * layer or `sizeBytes`.
+ */
 export async function createOverlay(
   qemuImgBinary: string,
   top: string,
   overlay: string,
+  sizeBytes?: number,
 ): Promise<void> {
   await qemuImg(qemuImgBinary, [
     "create",
@@ -94,5 +98,6 @@ export async function createOverlay(
     "-b",
     await realPath(top),
     overlay,
+    ...(sizeBytes === undefined ? [] : [String(sizeBytes)]),
   ]);
 }

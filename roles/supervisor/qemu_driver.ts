@@ -1,18 +1,23 @@
 /**
  * The QEMU host driver (`tml supervisor qemu`): boots one VM per job from an image in the site
- * cache, with software emulation (TCG). This first version does direct kernel boot (tml's
- * kernel-boot manifest extension): QEMU loads the image's kernel and initrd blobs, and the
- * image's qcow2 chain (when it has one) is validated and attached through a thin per-job
- * overlay. The puppet inside reaches the supervisor over a virtio-serial port named
- * `PUPPET_VIRTIO_PORT_NAME`, backed by a unix socket in the job directory, and reads its
- * per-job secret from the fw_cfg file `PUPPET_FW_CFG_SECRET`: the secret never appears on a
- * command line or in the image.
+ * cache. Per job it fetches the image into the cache (`fetching_image`), checks it and the qcow2
+ * layer chain, runs the site's start script and puts a thin overlay on the read-only top layer
+ * (`allocating`), and starts QEMU (`booting`) with the site's machine arguments (`qemu_args`)
+ * plus what tml needs: the serial console into a file that is streamed as the job's log, QMP,
+ * and the puppet's channel. Two boot styles: tml's kernel-boot manifest extension (QEMU loads
+ * the image's kernel and initrd blobs), and Treadmill's UEFI disk images (OVMF firmware).
  *
- * `start` resolves once the puppet reports ready, so every start failure (image missing or
- * invalid, QEMU failing to start, the guest dying or not getting ready in time) is a
- * HostStartError. Stopping asks the puppet to shut down (the guest then powers off), then QMP
- * `system_powerdown`, then `quit`, then SIGKILL by pid. QEMU writes a pid file into the job
- * directory, which is how a restarted supervisor finds the VMs a killed one left behind.
+ * The puppet inside reaches the supervisor over a virtio-serial port named
+ * `PUPPET_VIRTIO_PORT_NAME`, backed by a unix socket in the job directory, and reads its per-job
+ * secret from the fw_cfg file `PUPPET_FW_CFG_SECRET`: the secret never appears on a command line
+ * or in the image.
+ *
+ * `start` resolves once QEMU runs; a guest that dies or is not ready within the boot timeout is
+ * then reported with `hostLost` (the job runner makes that a start error before ready). Stopping
+ * asks the puppet to shut down (the guest then powers off), then QMP `system_powerdown`, then
+ * `quit`, then SIGKILL by pid; a guest that never got ready skips straight to `quit`. QEMU writes
+ * a pid file into the job directory, which is how a restarted supervisor finds the VMs a killed
+ * one left behind.
  */
 import { createLogger, type Logger } from "../../lib/log.ts";
 import type { JobSpec } from "../../lib/protocol/supervisor.ts";
@@ -21,12 +26,16 @@ import {
   blobPath,
   type BlobStore,
   DirectoryBackend,
+  type FetchProgress,
+  type ImageFetcher,
   imageKindOf,
+  type ImageManifest,
   kernelBootOf,
   qemuLayerChain,
 } from "../../lib/store/mod.ts";
 import { requireProgram } from "../../lib/system_packages.ts";
-import { QEMU_IMG, QEMU_SYSTEM } from "../../lib/qemu_programs.ts";
+import { QEMU_IMG, QEMU_SYSTEM, requireOvmf } from "../../lib/qemu_programs.ts";
+import { ConsoleFollower } from "./console_follower.ts";
 import {
   type HostDriver,
   type HostEvents,
@@ -36,19 +45,28 @@ import {
 } from "./host_driver.ts";
 import { generatePuppetSecret, PuppetChannel } from "./puppet_channel.ts";
 import { killProcesses } from "./process_marks.ts";
+import { defaultQemuArgs, expandQemuArgs, templateAttachesDisk } from "./qemu_args.ts";
 import { createOverlay, validateLayerChain } from "./qemu_disk.ts";
 import { QmpClient } from "./qemu_qmp.ts";
+import { runStartScript } from "./start_script.ts";
 
 export interface QemuDriverOptions {
   /** Job directories go to `<stateDir>/jobs/<job id>`. */
   stateDir: string;
   /** The site cache the images are booted from; it must be a directory store. */
   store: BlobStore;
+  /** Fills the site cache from the image store; without one, images must already be cached. */
+  fetcher?: ImageFetcher;
   /** Default: `qemu-system-x86_64`, installed from Debian's `qemu-system-x86` when missing. */
   qemuBinary?: string;
   /** Default: `qemu-img` from `qemu-utils`. */
   qemuImgBinary?: string;
-  memoryMib?: number;
+  /** The machine's arguments, a template (`qemu_args.ts`); default `defaultQemuArgs()`. */
+  qemuArgs?: string[];
+  /** Run before each VM starts; its `tml-set-variable:` lines add template variables. */
+  startScript?: string;
+  /** Size the job's disk is extended to; images with a larger disk are refused. */
+  workingDiskMaxBytes?: number;
   /** How long the guest has from QEMU's start to the puppet's ready (default 120 s). */
   bootTimeoutMs?: number;
   /** How long stop waits after each step (puppet shutdown, powerdown) before the next. */
@@ -59,13 +77,15 @@ export interface QemuDriverOptions {
 /** A unix socket path holds at most 107 bytes. */
 const MAX_SOCKET_PATH = 107;
 const CONSOLE_TAIL_BYTES = 2_000;
+/** Fetch progress goes to the switchboard at most this often. */
+const FETCH_PROGRESS_INTERVAL_MS = 1_000;
 
 export class QemuDriver implements HostDriver {
   readonly name = "qemu";
   readonly #log: Logger;
   /** Job directories of the VMs this driver runs now; anything else under jobs/ is left over. */
   readonly #active = new Set<string>();
-  #programs?: Promise<{ qemu: string; qemuImg: string }>;
+  #programs?: Promise<QemuPrograms>;
 
   constructor(private readonly options: QemuDriverOptions, log?: Logger) {
     this.#log = log ?? createLogger("supervisor:qemu");
@@ -75,12 +95,10 @@ export class QemuDriver implements HostDriver {
     return `${this.options.stateDir}/jobs`;
   }
 
-  #findPrograms(): Promise<{ qemu: string; qemuImg: string }> {
+  #findPrograms(): Promise<QemuPrograms> {
     this.#programs ??= (async () => ({
-      qemu: this.options.qemuBinary ??
-        await requireProgram(QEMU_SYSTEM),
-      qemuImg: this.options.qemuImgBinary ??
-        await requireProgram(QEMU_IMG),
+      qemu: this.options.qemuBinary ?? await requireProgram(QEMU_SYSTEM),
+      qemuImg: this.options.qemuImgBinary ?? await requireProgram(QEMU_IMG),
     }))();
     this.#programs.catch(() => (this.#programs = undefined));
     return this.#programs;
@@ -91,7 +109,7 @@ export class QemuDriver implements HostDriver {
     this.#active.add(dir);
     const host = new QemuHost(job, dir, events, this.options, this.#log);
     try {
-      await host.launch(await this.#findPrograms(), signal);
+      await host.launch(this.#findPrograms(), signal);
     } catch (error) {
       await host.stop("start failed");
       this.#active.delete(dir);
@@ -138,6 +156,11 @@ export class QemuDriver implements HostDriver {
   }
 }
 
+interface QemuPrograms {
+  qemu: string;
+  qemuImg: string;
+}
+
 function describeLeftovers(stale: { dir: string; jobId: string; pid?: number }[]): Leftover[] {
   return stale.flatMap(({ dir, jobId, pid }) => [
     ...(pid === undefined ? [] : [{ job_id: jobId, description: `process ${pid}` }]),
@@ -160,11 +183,26 @@ async function runningQemuOf(dir: string): Promise<number | undefined> {
   }
 }
 
+/** How the image boots, and the files of its blobs in the site cache. */
+type BootPlan =
+  & { fileOf: (digest: string) => string }
+  & (
+    | { kind: "kernel"; kernel: string; initrd?: string; cmdline: string; disk?: DiskPlan }
+    | { kind: "uefi"; disk: DiskPlan }
+  );
+
+interface DiskPlan {
+  chain: ReturnType<typeof qemuLayerChain>;
+}
+
 /** One job's VM: its directory, overlay, sockets and QEMU process. */
 class QemuHost {
   #channel?: PuppetChannel;
+  #console?: ConsoleFollower;
   #qemu?: Deno.ChildProcess;
   #stderr = "";
+  #ready = false;
+  #bootTimer?: ReturnType<typeof setTimeout>;
   #stopping?: Promise<void>;
 
   constructor(
@@ -175,54 +213,25 @@ class QemuHost {
     private readonly log: Logger,
   ) {}
 
-  async launch(programs: { qemu: string; qemuImg: string }, signal: AbortSignal): Promise<void> {
+  async launch(findPrograms: Promise<QemuPrograms>, signal: AbortSignal): Promise<void> {
     const stopped = () => {
       if (signal.aborted) throw new HostStartError("Cannot start a VM: the job was stopped");
     };
-    const imageId = this.job.image_id;
-    this.events.progress("allocating", "checking the image and creating the job directory");
-    const backend = this.options.store.backend;
-    if (!(backend instanceof DirectoryBackend)) {
-      throw new HostStartError("Cannot start a VM: the site cache must be a directory store");
-    }
-    const fileOf = (digest: string) => `${backend.root}/${blobPath(digest)}`;
-    const manifest = await this.options.store.readManifest(imageId).catch((error) => {
-      throw new HostStartError(
-        `Cannot start a VM: image "${imageId}" is invalid: ${error.message}`,
-        error,
-      );
-    });
-    if (manifest === undefined) {
-      throw new HostStartError(`Cannot start a VM: image "${imageId}" is not in the site cache`);
-    }
-    let boot: ReturnType<typeof kernelBootOf>;
-    let chain: ReturnType<typeof qemuLayerChain> = [];
-    try {
-      boot = kernelBootOf(manifest);
-      if (imageKindOf(manifest) === "qemu") chain = qemuLayerChain(manifest);
-    } catch (error) {
-      throw new HostStartError(
-        `Cannot start a VM: image "${imageId}" is invalid: ${(error as Error).message}`,
-        error,
-      );
-    }
-    if (boot === undefined) {
-      throw new HostStartError(
-        `Cannot start a VM: image "${imageId}" has no kernel-boot attributes ` +
-          "(UEFI disk images are not supported yet)",
-      );
-    }
-    for (const blob of [boot.kernel, boot.initrd, ...chain]) {
-      if (blob !== undefined && !await this.options.store.has(blob.sha256)) {
+    const manifest = await this.#fetchImage(signal);
+    stopped();
+    this.events.progress("allocating", "checking the image and preparing the job's disk");
+    const programs = await findPrograms;
+    const plan = this.#bootPlan(manifest);
+    for (const digest of blobsOf(plan)) {
+      if (!await this.options.store.has(digest)) {
         throw new HostStartError(
-          `Cannot start a VM: blob "${blob.label}" (${blob.sha256}) of image "${imageId}" ` +
-            "is not in the site cache",
+          `Cannot start a VM: blob ${digest} of image "${this.job.image_id}" is not in the ` +
+            "site cache",
         );
       }
     }
 
     const puppetSocket = `${this.dir}/puppet.sock`;
-    const qmpSocket = `${this.dir}/qmp.sock`;
     if (puppetSocket.length > MAX_SOCKET_PATH || this.dir.includes(",")) {
       throw new HostStartError(
         `Cannot start a VM: the job directory "${this.dir}" is too long for a unix socket or ` +
@@ -233,49 +242,40 @@ class QemuHost {
     await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
     const secret = generatePuppetSecret();
     await Deno.writeTextFile(`${this.dir}/secret`, secret, { mode: 0o600 });
-    const disk: string[] = [];
-    if (chain.length > 0) {
-      await validateLayerChain(programs.qemuImg, chain, (layer) => fileOf(layer.sha256));
-      const overlay = `${this.dir}/disk.qcow2`;
-      await createOverlay(programs.qemuImg, fileOf(chain[chain.length - 1].sha256), overlay);
-      disk.push("-drive", `file=${overlay},format=qcow2,if=virtio`);
-    }
+    let overlay: string | undefined;
+    if (plan.disk !== undefined) overlay = await this.#prepareDisk(programs.qemuImg, plan);
+    const scriptVariables = this.options.startScript === undefined ? {} : await runStartScript({
+      script: this.options.startScript,
+      env: { TML_JOB_ID: this.job.job_id, TML_JOB_WORKDIR: this.dir },
+      signal,
+      log: this.log,
+    });
     stopped();
 
-    let cmdline = boot.cmdline ?? "console=ttyS0";
-    // A panicking guest must end QEMU (with -no-reboot), not hang.
-    if (!/(^| )panic=/.test(cmdline)) cmdline += " panic=-1";
+    const template = this.options.qemuArgs ?? defaultQemuArgs();
+    // tml's own variables win over a start script's of the same name.
+    const machine = expandQemuArgs(template, {
+      ...scriptVariables,
+      job_id: this.job.job_id,
+      job_workdir: this.dir,
+      state_dir: this.options.stateDir,
+      ...(overlay === undefined ? {} : { main_disk_image: overlay }),
+    });
     const args = [
       "-name",
       `tml-${this.job.job_id}`,
-      "-accel",
-      "tcg",
-      // Under TCG the emulated CPU's features are free, and with them the guest's deno starts
-      // in ~1.3 s instead of ~2 s (the default qemu64 model), measured.
-      "-cpu",
-      "max",
-      "-smp",
-      "1",
-      "-m",
-      String(this.options.memoryMib ?? 512),
+      ...machine,
       "-display",
       "none",
       "-monitor",
       "none",
       "-no-reboot",
-      "-nic",
-      "none",
       "-pidfile",
       `${this.dir}/qemu.pid`,
       "-serial",
       `file:${this.dir}/console.log`,
       "-qmp",
-      `unix:${qmpSocket},server=on,wait=off`,
-      "-kernel",
-      fileOf(boot.kernel.sha256),
-      ...(boot.initrd === undefined ? [] : ["-initrd", fileOf(boot.initrd.sha256)]),
-      "-append",
-      cmdline,
+      `unix:${this.dir}/qmp.sock,server=on,wait=off`,
       "-fw_cfg",
       `name=${PUPPET_FW_CFG_SECRET},file=${this.dir}/secret`,
       "-chardev",
@@ -284,12 +284,139 @@ class QemuHost {
       "virtio-serial",
       "-device",
       `virtserialport,chardev=puppet,name=${PUPPET_VIRTIO_PORT_NAME}`,
-      ...disk,
+      ...await this.#bootArgs(plan),
+      ...(overlay === undefined || templateAttachesDisk(template)
+        ? []
+        : ["-drive", `file=${overlay},format=qcow2,if=virtio`]),
     ];
+    this.#spawn(programs.qemu, args, secret, puppetSocket);
+  }
 
-    let becameReady!: () => void;
-    const readyNow = new Promise<void>((resolve) => (becameReady = resolve));
-    let isReady = false;
+  /** Brings the image into the site cache, reporting progress; returns its manifest. */
+  async #fetchImage(signal: AbortSignal): Promise<ImageManifest> {
+    const imageId = this.job.image_id;
+    const store = this.options.store;
+    const fetcher = this.options.fetcher;
+    const invalid = (error: Error) =>
+      new HostStartError(
+        `Cannot start a VM: image "${imageId}" is invalid: ${error.message}`,
+        error,
+      );
+    if (fetcher === undefined) {
+      const manifest = await store.readManifest(imageId).catch((error) => {
+        throw invalid(error);
+      });
+      if (manifest === undefined) {
+        throw new HostStartError(
+          `Cannot start a VM: image "${imageId}" is not in the site cache (and this supervisor ` +
+            "has no image store to fetch it from)",
+        );
+      }
+      return manifest;
+    }
+    this.events.progress("fetching_image", `fetching image ${imageId}`);
+    let lastReport = 0;
+    const onProgress = (progress: FetchProgress) => {
+      const now = Date.now();
+      if (now - lastReport < FETCH_PROGRESS_INTERVAL_MS || signal.aborted) return;
+      lastReport = now;
+      this.events.progress("fetching_image", describeFetch(progress));
+    };
+    const started = performance.now();
+    try {
+      const manifest = await abortable(fetcher.fetchImage(imageId, onProgress), signal);
+      this.log.info("image in the site cache", {
+        job_id: this.job.job_id,
+        image_id: imageId,
+        fetch_ms: Math.round(performance.now() - started),
+      });
+      return manifest;
+    } catch (error) {
+      if (signal.aborted) throw new HostStartError("Cannot start a VM: the job was stopped");
+      throw new HostStartError(
+        `Cannot fetch image "${imageId}" into the site cache: ${(error as Error).message}`,
+        error,
+      );
+    }
+  }
+
+  #bootPlan(manifest: ImageManifest): BootPlan {
+    const imageId = this.job.image_id;
+    const backend = this.options.store.backend;
+    if (!(backend instanceof DirectoryBackend)) {
+      throw new HostStartError("Cannot start a VM: the site cache must be a directory store");
+    }
+    const fileOf = (digest: string) => `${backend.root}/${blobPath(digest)}`;
+    try {
+      const boot = kernelBootOf(manifest);
+      const chain = imageKindOf(manifest) === "qemu" ? qemuLayerChain(manifest) : [];
+      const disk = chain.length === 0 ? undefined : { chain };
+      if (boot !== undefined) {
+        let cmdline = boot.cmdline ?? "console=ttyS0";
+        // A panicking guest must end QEMU (with -no-reboot), not hang.
+        if (!/(^| )panic=/.test(cmdline)) cmdline += " panic=-1";
+        return {
+          kind: "kernel",
+          kernel: boot.kernel.sha256,
+          initrd: boot.initrd?.sha256,
+          cmdline,
+          disk,
+          fileOf,
+        };
+      }
+      if (disk === undefined) {
+        throw new Error("it has neither kernel-boot attributes nor a qemu_layered_v0 disk");
+      }
+      return { kind: "uefi", disk, fileOf };
+    } catch (error) {
+      throw new HostStartError(
+        `Cannot start a VM: image "${imageId}" is invalid: ${(error as Error).message}`,
+        error,
+      );
+    }
+  }
+
+  /** Validates the layer chain and creates the job's overlay; returns the overlay's path. */
+  async #prepareDisk(qemuImg: string, plan: BootPlan): Promise<string> {
+    const chain = plan.disk!.chain;
+    await validateLayerChain(qemuImg, chain, (layer) => plan.fileOf(layer.sha256));
+    const top = chain[chain.length - 1];
+    const virtualSize = top.virtualSize;
+    const max = this.options.workingDiskMaxBytes;
+    if (max !== undefined && virtualSize > max) {
+      throw new HostStartError(
+        `Cannot start a VM: image "${this.job.image_id}" has a ${virtualSize}-byte disk, more ` +
+          `than this supervisor's working_disk_max_bytes (${max})`,
+      );
+    }
+    const overlay = `${this.dir}/disk.qcow2`;
+    await createOverlay(qemuImg, plan.fileOf(top.sha256), overlay, max);
+    return overlay;
+  }
+
+  async #bootArgs(plan: BootPlan): Promise<string[]> {
+    if (plan.kind === "kernel") {
+      return [
+        "-kernel",
+        plan.fileOf(plan.kernel),
+        ...(plan.initrd === undefined ? [] : ["-initrd", plan.fileOf(plan.initrd)]),
+        "-append",
+        plan.cmdline,
+      ];
+    }
+    const firmware = await requireOvmf();
+    // UEFI writes its variables (boot entries): each job gets a fresh copy of the template.
+    const vars = `${this.dir}/UEFI_VARS.fd`;
+    await Deno.copyFile(firmware.vars, vars);
+    return [
+      "-drive",
+      `if=pflash,format=raw,unit=0,readonly=on,file=${firmware.code}`,
+      "-drive",
+      `if=pflash,format=raw,unit=1,file=${vars}`,
+    ];
+  }
+
+  #spawn(qemuBinary: string, args: string[], secret: string, puppetSocket: string): void {
     const channel = new PuppetChannel({
       secret,
       job: {
@@ -301,8 +428,9 @@ class QemuHost {
       events: {
         progress: (subState, message) => this.events.progress(subState, message),
         ready: () => {
-          isReady = true;
-          becameReady();
+          this.#ready = true;
+          clearTimeout(this.#bootTimer);
+          this.log.info("VM ready", { job_id: this.job.job_id });
           this.events.ready();
         },
         output: (bytes) => this.events.output(bytes),
@@ -316,12 +444,15 @@ class QemuHost {
       authTimeoutMs: this.options.bootTimeoutMs ?? 120_000,
     });
     this.#channel = channel;
+    this.#console = new ConsoleFollower(
+      `${this.dir}/console.log`,
+      (bytes) => this.events.output(bytes),
+    );
 
     this.events.progress("booting", "starting QEMU");
-    const started = performance.now();
     let qemu: Deno.ChildProcess;
     try {
-      qemu = new Deno.Command(programs.qemu, {
+      qemu = new Deno.Command(qemuBinary, {
         args,
         stdin: "null",
         stdout: "null",
@@ -333,16 +464,37 @@ class QemuHost {
       throw new HostStartError(`Cannot start QEMU: ${(error as Error).message}`, error);
     }
     this.#qemu = qemu;
+    this.#console.start();
     void this.#collectStderr(qemu.stderr);
-    const exited = qemu.status.then(async (status) => {
+    void this.#servePuppet(puppetSocket, channel, qemu.status);
+
+    const timeoutMs = this.options.bootTimeoutMs ?? 120_000;
+    this.#bootTimer = setTimeout(async () => {
+      if (this.#ready || this.#stopping !== undefined) return;
+      this.events.hostLost({
+        kind: "unresponsive",
+        message: `the puppet did not report ready within ${timeoutMs} ms; console ends with: ` +
+          await this.#consoleTail(),
+      });
+    }, timeoutMs);
+    void qemu.status.then(async (status) => {
+      clearTimeout(this.#bootTimer);
       channel.close();
       // Let the stderr reader see QEMU's last words.
       await new Promise((resolve) => setTimeout(resolve, 20));
-      return status;
-    });
-    void exited.then(async (status) => {
-      if (this.#stopping !== undefined || !isReady) return;
-      const panicked = (await this.#consoleTail()).includes("Kernel panic");
+      if (this.#stopping !== undefined) return;
+      await this.#console?.stop();
+      const tail = await this.#consoleTail();
+      if (!this.#ready) {
+        this.events.hostLost({
+          kind: "crashed",
+          message: `QEMU ${describeStatus(status)} before the puppet was ready: ${
+            this.#stderr.trim() || `console ends with: ${tail}`
+          }`,
+        });
+        return;
+      }
+      const panicked = tail.includes("Kernel panic");
       this.events.hostLost({
         kind: panicked || !status.success ? "crashed" : "exited",
         message: panicked
@@ -350,45 +502,6 @@ class QemuHost {
           : `QEMU ${describeStatus(status)} (the guest powered off or died)`,
       });
     });
-    void this.#servePuppet(puppetSocket, channel, qemu.status);
-
-    const timeoutMs = this.options.bootTimeoutMs ?? 120_000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const outcome = await Promise.race([
-      readyNow.then(() => ({ kind: "ready" as const })),
-      exited.then((status) => ({ kind: "exited" as const, status })),
-      new Promise<{ kind: "timeout" }>((resolve) => {
-        timer = setTimeout(() => resolve({ kind: "timeout" }), timeoutMs);
-      }),
-      new Promise<{ kind: "aborted" }>((resolve) => {
-        onAbort = () => resolve({ kind: "aborted" });
-        if (signal.aborted) onAbort();
-        else signal.addEventListener("abort", onAbort, { once: true });
-      }),
-    ]);
-    clearTimeout(timer);
-    signal.removeEventListener("abort", onAbort!);
-    switch (outcome.kind) {
-      case "ready":
-        this.log.info("VM ready", {
-          job_id: this.job.job_id,
-          boot_ms: Math.round(performance.now() - started),
-        });
-        return;
-      case "aborted":
-        throw new HostStartError("Cannot start a VM: the job was stopped");
-      case "timeout":
-        throw new HostStartError(
-          `Cannot start a VM: the puppet did not report ready within ${timeoutMs} ms; ` +
-            `console ends with: ${await this.#consoleTail()}`,
-        );
-      case "exited":
-        throw new HostStartError(
-          `Cannot start a VM: QEMU ${describeStatus(outcome.status)} before the puppet was ` +
-            `ready: ${this.#stderr.trim() || `console ends with: ${await this.#consoleTail()}`}`,
-        );
-    }
   }
 
   /** Connects to the puppet's socket (QEMU creates it shortly after it starts) and serves it. */
@@ -427,6 +540,7 @@ class QemuHost {
   /** Ends the VM and removes the job directory; later calls wait for the first. */
   stop(reason: string): Promise<void> {
     this.#stopping ??= (async () => {
+      clearTimeout(this.#bootTimer);
       const qemu = this.#qemu;
       const graceMs = this.options.stopGraceMs ?? 10_000;
       const exitedWithin = async (ms: number) => {
@@ -439,18 +553,20 @@ class QemuHost {
         return done;
       };
       if (qemu !== undefined) {
-        // The puppet ends its workload and exits; the guest's init then powers off.
-        await this.#channel?.shutdown(reason);
-        if (!await exitedWithin(graceMs)) {
-          await this.#qmp("system_powerdown");
-          if (!await exitedWithin(graceMs)) {
-            await this.#qmp("quit");
-            if (!await exitedWithin(2_000)) await killProcesses([qemu.pid]);
-          }
+        // A guest that is not ready runs no workload to end gently.
+        if (this.#ready) {
+          // The puppet ends its workload and exits; the guest's init then powers off.
+          await this.#channel?.shutdown(reason);
+          if (!await exitedWithin(graceMs)) await this.#qmp("system_powerdown");
+        }
+        if (!await exitedWithin(this.#ready ? graceMs : 0)) {
+          await this.#qmp("quit");
+          if (!await exitedWithin(2_000)) await killProcesses([qemu.pid]);
         }
         await qemu.status;
       }
       this.#channel?.close();
+      await this.#console?.stop();
       await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     })();
     return this.#stopping;
@@ -468,6 +584,28 @@ class QemuHost {
       this.log.warn("QMP command failed", { command, error: (error as Error).message });
     }
   }
+}
+
+function blobsOf(plan: BootPlan): string[] {
+  const disk = plan.disk?.chain.map((layer) => layer.sha256) ?? [];
+  if (plan.kind === "uefi") return disk;
+  return [plan.kernel, ...(plan.initrd === undefined ? [] : [plan.initrd]), ...disk];
+}
+
+function describeFetch(progress: FetchProgress): string {
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+  return `fetching image: ${mb(progress.bytesDone)} of ${mb(progress.bytesTotal)} MB, ` +
+    `${progress.blobsDone} of ${progress.blobsTotal} blobs`;
+}
+
+/** Rejects as soon as `signal` aborts; the work itself goes on (a shared download may be reused). */
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error("aborted"));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error("aborted"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function describeStatus(status: Deno.CommandStatus): string {

@@ -1,6 +1,8 @@
 /**
  * QemuDriver against real QEMU (software emulation) booting the real test guest, whose real
- * `tml puppet` talks to the driver over virtio-serial. Each boot takes several seconds.
+ * `tml puppet` talks to the driver over virtio-serial: the host driver conformance suite, then
+ * what only a VM does (a killed QEMU, a panicking or powered-off guest, the site's start script
+ * and QEMU argument template, a boot that never gets ready). Each boot takes several seconds.
  */
 import {
   assert,
@@ -8,67 +10,34 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "../../lib/testing/asserts.ts";
+import { createLogger } from "../../lib/log.ts";
 import type { JobSpec } from "../../lib/protocol/supervisor.ts";
 import { testGuest } from "../../tests/support/test_guest.ts";
-import type { HostEvents, HostLoss, RunningHost, WorkloadResult } from "./host_driver.ts";
-import { HostStartError } from "./host_driver.ts";
-import { QemuDriver } from "./qemu_driver.ts";
+import { HostEventLog, testHostDriverConformance } from "./host_driver_conformance.ts";
+import { HostStartError, type RunningHost } from "./host_driver.ts";
+import { defaultQemuArgs } from "./qemu_args.ts";
+import { QemuDriver, type QemuDriverOptions } from "./qemu_driver.ts";
 
 const BOOT_TIMEOUT_MS = 90_000;
+const log = createLogger("test:qemu", "warn");
+const guest = await testGuest();
 
-/** HostEvents that record every call, and can wait for one. */
-class RecordedEvents implements HostEvents {
-  readonly calls: { event: string; value?: unknown }[] = [];
-  readonly output_: Uint8Array[] = [];
-  #waiters: (() => void)[] = [];
+testHostDriverConformance({
+  name: "qemu",
+  makeDriver: (stateDir) =>
+    new QemuDriver({
+      stateDir,
+      store: guest.store,
+      bootTimeoutMs: BOOT_TIMEOUT_MS,
+      stopGraceMs: 5_000,
+      heartbeatIntervalMs: 1_000,
+    }, log),
+  imageId: guest.imageId,
+  readyTimeoutMs: BOOT_TIMEOUT_MS,
+  unsanitized: true,
+});
 
-  progress(subState: string, message?: string): void {
-    this.#record("progress", { subState, message });
-  }
-  ready(): void {
-    this.#record("ready");
-  }
-  output(bytes: Uint8Array): void {
-    this.output_.push(bytes);
-    this.#record("output");
-  }
-  workloadFinished(result: WorkloadResult): void {
-    this.#record("workloadFinished", result);
-  }
-  terminateRequested(): void {
-    this.#record("terminateRequested");
-  }
-  hostLost(loss: HostLoss): void {
-    this.#record("hostLost", loss);
-  }
-
-  get text(): string {
-    return new TextDecoder().decode(new Uint8Array(this.output_.flatMap((chunk) => [...chunk])));
-  }
-
-  named(event: string): unknown[] {
-    return this.calls.filter((call) => call.event === event).map((call) => call.value);
-  }
-
-  async waitFor(event: string, timeoutMs = BOOT_TIMEOUT_MS): Promise<unknown> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.named(event).length === 0) {
-      if (Date.now() > deadline) throw new Error(`no ${event} within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        setTimeout(resolve, 250);
-      });
-    }
-    return this.named(event)[0];
-  }
-
-  #record(event: string, value?: unknown): void {
-    this.calls.push({ event, value });
-    for (const wake of this.#waiters.splice(0)) wake();
-  }
-}
-
-function jobSpec(imageId: string, workload: string | null): JobSpec {
+function jobSpec(workload: string | null, imageId = guest.imageId): JobSpec {
   return {
     job_id: crypto.randomUUID(),
     image_id: imageId,
@@ -79,25 +48,153 @@ function jobSpec(imageId: string, workload: string | null): JobSpec {
   };
 }
 
+/** The job's QEMU pid, from the pid file QEMU writes soon after start() resolves. */
+async function qemuPid(stateDir: string, jobId: string): Promise<number> {
+  const deadline = Date.now() + 10_000;
+  while (true) {
+    const text = await Deno.readTextFile(`${stateDir}/jobs/${jobId}/qemu.pid`).catch(() => "");
+    if (text.trim() !== "") return Number(text.trim());
+    if (Date.now() > deadline) throw new Error(`QEMU wrote no pid file for job ${jobId}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const qemuTest = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, sanitizeResources: false, sanitizeOps: false, fn });
+
+qemuTest(
+  "QemuDriver reports a killed QEMU as a crashed host",
+  () =>
+    withDriver({}, async (driver, stateDir) => {
+      const events = new HostEventLog();
+      const job = jobSpec(null);
+      await driver.start(job, events, new AbortController().signal);
+      await events.waitFor("ready", BOOT_TIMEOUT_MS);
+      const pid = await qemuPid(stateDir, job.job_id);
+      Deno.kill(pid, "SIGKILL");
+      const { loss } = await events.waitFor("hostLost", 10_000);
+      assertEquals(loss.kind, "crashed");
+      assertStringIncludes(loss.message, "SIGKILL");
+    }),
+);
+
+qemuTest(
+  "QemuDriver reports a guest kernel panic as a crash, and a poweroff as an exit",
+  () =>
+    withDriver({}, async (driver) => {
+      const panicking = new HostEventLog();
+      const powering = new HostEventLog();
+      // Two VMs at once, at most, on this 2-core machine.
+      await driver.start(
+        jobSpec("echo c > /proc/sysrq-trigger; sleep 60"),
+        panicking,
+        new AbortController().signal,
+      );
+      await driver.start(jobSpec("poweroff -f; sleep 60"), powering, new AbortController().signal);
+      const panic = await panicking.waitFor("hostLost", BOOT_TIMEOUT_MS);
+      assertEquals(panic.loss, { kind: "crashed", message: "the guest kernel panicked" });
+      const poweroff = await powering.waitFor("hostLost", BOOT_TIMEOUT_MS);
+      assertEquals(poweroff.loss.kind, "exited");
+      assertStringIncludes(poweroff.loss.message, "exited with code 0");
+    }),
+);
+
+qemuTest(
+  "QemuDriver fills qemu_args from tml's and the start script's variables",
+  () =>
+    withDriver({
+      qemuArgs: [...defaultQemuArgs(), "-name", "guest={vm_name},debug-threads=on"],
+      startScript: "START_SCRIPT",
+    }, async (driver, stateDir) => {
+      const events = new HostEventLog();
+      const job = jobSpec("cat /proc/cmdline >/dev/null");
+      await driver.start(job, events, new AbortController().signal);
+      const pid = await qemuPid(stateDir, job.job_id);
+      const cmdline = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0");
+      assert(cmdline.includes(`guest=vm-${job.job_id},debug-threads=on`), cmdline.join(" "));
+      const finished = await events.waitFor("workloadFinished", BOOT_TIMEOUT_MS);
+      assertEquals(finished.result.outcome, "success");
+      // The serial console streams with the workload's output: the guest's init says hello.
+      assertStringIncludes(events.outputText, "tml-guest: starting the puppet");
+    }, async (stateDir) => {
+      const script = `${stateDir}/start.sh`;
+      await Deno.writeTextFile(
+        script,
+        '#!/bin/sh\necho "preparing board"\necho "tml-set-variable:vm_name=vm-$TML_JOB_ID"\n',
+        { mode: 0o755 },
+      );
+      return script;
+    }),
+);
+
+qemuTest(
+  "QemuDriver refuses to start with a template variable nobody sets",
+  () =>
+    withDriver(
+      { qemuArgs: [...defaultQemuArgs(), "-name", "{nobody_sets_this}"] },
+      async (driver, stateDir) => {
+        const error = await assertRejects(
+          () => driver.start(jobSpec(null), new HostEventLog(), new AbortController().signal),
+          HostStartError,
+        );
+        assertStringIncludes(error.message, 'unknown variable "{nobody_sets_this}"');
+        assertEquals(await driver.listLeftovers(), []);
+        assertEquals([...Deno.readDirSync(`${stateDir}/jobs`)], []);
+      },
+    ),
+);
+
+qemuTest(
+  "QemuDriver reports a guest that never gets ready as unresponsive",
+  () =>
+    withDriver({ bootTimeoutMs: 1_500 }, async (driver) => {
+      const events = new HostEventLog();
+      await driver.start(jobSpec(null), events, new AbortController().signal);
+      const { loss } = await events.waitFor("hostLost", 10_000);
+      assertEquals(loss.kind, "unresponsive");
+      assertStringIncludes(loss.message, "did not report ready within 1500 ms");
+      assertEquals(events.indexOf("ready"), -1);
+    }),
+);
+
+qemuTest(
+  "QemuDriver.start() fails with HostStartError when the image is not cached",
+  () =>
+    withDriver({}, async (driver, stateDir) => {
+      const job = jobSpec(null, "0".repeat(64));
+      const error = await assertRejects(
+        () => driver.start(job, new HostEventLog(), new AbortController().signal),
+        HostStartError,
+      );
+      assertStringIncludes(error.message, `image "${"0".repeat(64)}" is not in the site cache`);
+      assert(!await exists(`${stateDir}/jobs/${job.job_id}`));
+    }),
+);
+
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
-/** The guest's serial console, for failure messages. */
-async function consoleOf(dir: string): Promise<string> {
-  return (await Deno.readTextFile(`${dir}/console.log`).catch(() => "")).slice(-3_000);
-}
-
-async function alive(pid: number): Promise<boolean> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => undefined);
-  return stat !== undefined && !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-}
-
-async function withDriver(test: (driver: QemuDriver, stateDir: string) => Promise<void>) {
-  const guest = await testGuest();
+/**
+ * Runs `test` with a driver on a fresh state directory; every host it started is stopped at the
+ * end, so a failed assertion never leaves a VM running. `startScript: "START_SCRIPT"` is
+ * replaced by the path `makeScript` returns.
+ */
+async function withDriver(
+  options: Partial<QemuDriverOptions>,
+  test: (driver: QemuDriver, stateDir: string) => Promise<void>,
+  makeScript?: (stateDir: string) => Promise<string>,
+) {
   const stateDir = await Deno.makeTempDir({ prefix: "tml-qemu-" });
-  const driver = new QemuDriver({ stateDir, store: guest.store, bootTimeoutMs: BOOT_TIMEOUT_MS });
-  // A failed assertion must not leave a VM running: every host started is stopped at the end.
+  const startScript = makeScript === undefined ? options.startScript : await makeScript(stateDir);
+  const driver = new QemuDriver({
+    stateDir,
+    store: guest.store,
+    bootTimeoutMs: BOOT_TIMEOUT_MS,
+    stopGraceMs: 5_000,
+    ...options,
+    startScript,
+  }, log);
   const hosts: RunningHost[] = [];
   const start = driver.start.bind(driver);
   driver.start = async (...args) => {
@@ -108,100 +205,8 @@ async function withDriver(test: (driver: QemuDriver, stateDir: string) => Promis
   try {
     await test(driver, stateDir);
   } finally {
-    for (const host of hosts) await host.stop("test ended");
+    await Promise.all(hosts.map((host) => host.stop("test ended")));
     await driver.cleanupLeftovers();
     await Deno.remove(stateDir, { recursive: true });
   }
 }
-
-Deno.test({
-  name: "QemuDriver.start() boots the guest, runs the workload and stop() removes the VM",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: () =>
-    withDriver(async (driver, stateDir) => {
-      const guest = await testGuest();
-      const events = new RecordedEvents();
-      const job = jobSpec(guest.imageId, "cat /run/tml/parameters/x; exit 3");
-      const started = performance.now();
-      const host = await driver.start(job, events, new AbortController().signal);
-      console.log(`boot to ready: ${Math.round(performance.now() - started)} ms`);
-      assertEquals(events.named("ready").length, 1);
-      assertEquals(
-        events.named("progress").map((value) => (value as { subState: string }).subState),
-        ["allocating", "booting"],
-      );
-      const dir = `${stateDir}/jobs/${job.job_id}`;
-      const result = await events.waitFor("workloadFinished").catch(async (error) => {
-        throw new Error(`${error.message}; console: ${await consoleOf(dir)}`);
-      }) as WorkloadResult;
-      assertEquals(result.outcome, "error");
-      assertEquals(result.exit_code, 3);
-      assertStringIncludes(events.text, "hello from the host");
-
-      const pid = Number(await Deno.readTextFile(`${dir}/qemu.pid`));
-      assert(await alive(pid), "QEMU runs while the job does");
-      const stopping = performance.now();
-      await host.stop("test done");
-      console.log(`stop: ${Math.round(performance.now() - stopping)} ms`);
-      assert(!await alive(pid), "QEMU is gone after stop");
-      assert(!await exists(dir), "the job directory is removed");
-      assertEquals(events.named("hostLost"), []);
-    }),
-});
-
-Deno.test({
-  name: "QemuDriver reports a killed QEMU as a lost host",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: () =>
-    withDriver(async (driver, stateDir) => {
-      const guest = await testGuest();
-      const events = new RecordedEvents();
-      const job = jobSpec(guest.imageId, null);
-      const host = await driver.start(job, events, new AbortController().signal);
-      const dir = `${stateDir}/jobs/${job.job_id}`;
-      const pid = Number(await Deno.readTextFile(`${dir}/qemu.pid`));
-      Deno.kill(pid, "SIGKILL");
-      const loss = await events.waitFor("hostLost", 10_000) as HostLoss;
-      assertEquals(loss.kind, "crashed");
-      assertStringIncludes(loss.message, "SIGKILL");
-      await host.stop("test done");
-      assert(!await exists(dir), "the job directory is removed");
-    }),
-});
-
-Deno.test({
-  name: "QemuDriver.cleanupLeftovers() ends the VMs another driver left behind",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: () =>
-    withDriver(async (driver, stateDir) => {
-      const guest = await testGuest();
-      const job = jobSpec(guest.imageId, null);
-      const host = await driver.start(job, new RecordedEvents(), new AbortController().signal);
-      const dir = `${stateDir}/jobs/${job.job_id}`;
-      const pid = Number(await Deno.readTextFile(`${dir}/qemu.pid`));
-      // A restarted supervisor: a new driver on the same state directory.
-      const restarted = new QemuDriver({ stateDir, store: guest.store });
-      const leftovers = await restarted.cleanupLeftovers();
-      assertEquals(
-        leftovers.map((leftover) => leftover.description).sort(),
-        [`directory ${dir}`, `process ${pid}`],
-      );
-      assert(!await alive(pid), "the leftover QEMU is gone");
-      assert(!await exists(dir), "the leftover directory is removed");
-      await host.stop("test done");
-    }),
-});
-
-Deno.test("QemuDriver.start() fails with HostStartError when the image is not cached", () =>
-  withDriver(async (driver, stateDir) => {
-    const job = jobSpec("0".repeat(64), null);
-    const error = await assertRejects(
-      () => driver.start(job, new RecordedEvents(), new AbortController().signal),
-      HostStartError,
-    );
-    assertStringIncludes(error.message, `image "${"0".repeat(64)}" is not in the site cache`);
-    assert(!await exists(`${stateDir}/jobs/${job.job_id}`));
-  }));
