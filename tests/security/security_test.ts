@@ -64,9 +64,7 @@ Deno.test({
             if (PUBLIC.has(`${method} ${path}`)) continue;
             const concrete = path.replace("/api/v1", "").replaceAll("{id}", crypto.randomUUID());
             const body = method === "post" ? {} : undefined;
-            const wrongKind = SUPERVISOR_ROUTES.has(path)
-              ? alice.token
-              : supervisor.token;
+            const wrongKind = SUPERVISOR_ROUTES.has(path) ? alice.token : supervisor.token;
             for (const token of ["", "x".repeat(172), wrongKind]) {
               const response = await call(token, method.toUpperCase(), concrete, body);
               assertEquals(
