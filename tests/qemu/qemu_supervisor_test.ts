@@ -1,0 +1,240 @@
+/**
+ * The QEMU supervisor end to end, every part real: a switchboard on PostgreSQL, a
+ * `tml image-store serve` holding the test guest (pushed with `tml image push`), and a
+ * `tml supervisor qemu` process that fetches it into its site cache and boots a VM per job
+ * under software emulation, with the real puppet inside. Jobs go in through the CLI as a CI
+ * script would enqueue them. Boots take several seconds each; the steps share one testbed.
+ */
+import { assert, assertEquals, assertStringIncludes } from "../../lib/testing/asserts.ts";
+import { blobPath } from "../../lib/store/layout.ts";
+import {
+  api,
+  createUser,
+  registerSupervisor,
+  type Spine,
+  startSpine,
+  waitForJob,
+} from "../support/spine.ts";
+import { runTml, TmlProcess } from "../support/tml_process.ts";
+import { testGuest } from "../support/test_guest.ts";
+import { type RunningStore, startImageStore } from "../image_store/store_harness.ts";
+
+const BOOT_MS = 120_000;
+const SECRET = `s3cret-${crypto.randomUUID()}`;
+
+interface Testbed {
+  spine: Spine;
+  store: RunningStore;
+  imageId: string;
+  token: string;
+  dir: string;
+  supervisorId: string;
+  supervisorToken: string;
+  supervisor?: TmlProcess;
+}
+
+async function startQemuSupervisor(bed: Testbed): Promise<TmlProcess> {
+  const tokenFile = `${bed.dir}/supervisor.token`;
+  await Deno.writeTextFile(tokenFile, bed.supervisorToken, { mode: 0o600 });
+  const supervisor = TmlProcess.start([
+    "supervisor",
+    "qemu",
+    "--switchboard",
+    bed.spine.url,
+    "--image-store",
+    bed.store.url,
+    "--id",
+    bed.supervisorId,
+    "--token-file",
+    tokenFile,
+    "--state-dir",
+    `${bed.dir}/supervisor`,
+    "--ready-timeout",
+    "2m",
+    "--heartbeat-interval",
+    "1s",
+  ]);
+  await supervisor.waitFor(/connected to the switchboard/, 60_000);
+  return supervisor;
+}
+
+/** `tml ARGS` as the job's owner would run it; fails the test unless it exits `expectCode`. */
+async function tml(bed: Testbed, args: string[], expectCode = 0): Promise<string> {
+  const result = await runTml(args, {
+    env: { TML_API_URL: bed.spine.url, TML_API_TOKEN: bed.token, HOME: bed.dir },
+  });
+  assertEquals(result.code, expectCode, `tml ${args.join(" ")}:\n${result.stderr}`);
+  return result.stdout;
+}
+
+async function enqueue(bed: Testbed, extra: string[]): Promise<string> {
+  const out = await tml(bed, ["job", "enqueue", bed.imageId, "--tag-config", "vm:qemu", ...extra]);
+  return JSON.parse(out).job_id;
+}
+
+function terminated(bed: Testbed, jobId: string): Promise<Record<string, unknown>> {
+  return waitForJob(bed.spine, bed.token, jobId, (job) => job.state === "terminated", BOOT_MS);
+}
+
+/** QEMU processes whose command line names this testbed's directory. */
+async function qemuProcessesOf(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
+    if (cmdline.split("\0")[0].includes("qemu-system") && cmdline.includes(dir)) {
+      pids.push(Number(entry.name));
+    }
+  }
+  return pids;
+}
+
+async function jobDirectories(bed: Testbed): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(`${bed.dir}/supervisor/jobs`)) names.push(entry.name);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return names;
+}
+
+Deno.test({
+  name: "tml supervisor qemu runs CLI-enqueued jobs in VMs booted from the image store",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const guest = await testGuest();
+    const dir = await Deno.makeTempDir({ prefix: "tml-qemu-e2e-" });
+    const store = await startImageStore(`${dir}/store`);
+    const spine = await startSpine(["--image-store-url", store.url]);
+    const user = await createUser(spine, "qemu-user", ["submit_job", "run_job_on_supervisor:*"]);
+    const registered = await registerSupervisor(spine, "qemu-1", ["vm:qemu"]);
+    const bed: Testbed = {
+      spine,
+      store,
+      imageId: guest.imageId,
+      token: user.token,
+      dir,
+      supervisorId: registered.supervisorId,
+      supervisorToken: registered.token,
+    };
+    try {
+      const pushed = JSON.parse(
+        (await runTml([
+          "image",
+          "push",
+          guest.storeDir,
+          "--store",
+          store.url,
+          "--token-file",
+          store.tokenFile,
+        ])).stdout,
+      );
+      assertEquals(pushed.image_id, guest.imageId);
+      bed.supervisor = await startQemuSupervisor(bed);
+
+      await t.step("a workload with parameters succeeds; its output is the job's log", async () => {
+        const jobId = await enqueue(bed, [
+          "--parameters",
+          JSON.stringify({ greeting: { value: "hello from CI", secret: false } }),
+          "--secret-parameter",
+          `token=${SECRET}`,
+          "--workload",
+          'P=$TML_PARAMETERS_DIR; echo "GREETING $(cat $P/greeting)"; ' +
+          'echo "MODE $(stat -c %a $P/token)"; echo "LEAK $(cat $P/token)"; uname -r',
+        ]);
+        const waited = JSON.parse(await tml(bed, ["job", "wait", jobId, "--timeout", "3m"]));
+        assertEquals(waited.exit_status, "workload_finished_success", JSON.stringify(waited));
+
+        const logs = await tml(bed, ["job", "logs", jobId]);
+        assertStringIncludes(logs, "GREETING hello from CI");
+        assertStringIncludes(logs, "MODE 600");
+        assertStringIncludes(logs, "tml-guest: starting the puppet"); // The VM's own console.
+        assert(!logs.includes(SECRET), "the secret reached the job's log");
+        assert(
+          !bed.supervisor!.stdout.includes(SECRET) && !bed.supervisor!.stderr.includes(SECRET),
+        );
+
+        const history = (await api(spine, bed.token, "GET", `/jobs/${jobId}/history`)).body as {
+          events: Array<{ state: string | null; sub_state?: string | null }>;
+        };
+        const subStates = history.events.map((event) => event.sub_state).filter(Boolean);
+        for (const expected of ["fetching_image", "allocating", "booting"]) {
+          assert(subStates.includes(expected), `no ${expected} in ${JSON.stringify(subStates)}`);
+        }
+        assertEquals(await jobDirectories(bed), []);
+        assertEquals(await qemuProcessesOf(dir), []);
+      });
+
+      await t.step("a failing workload ends the job with workload_finished_error", async () => {
+        const jobId = await enqueue(bed, ["--workload", "echo about to fail; exit 7"]);
+        const final = await terminated(bed, jobId);
+        assertEquals(final.exit_status, "workload_finished_error");
+        assertStringIncludes(String(final.exit_message), "7");
+      });
+
+      await t.step("cancel of a ready job powers the VM off and leaves nothing", async () => {
+        const jobId = await enqueue(bed, []);
+        await waitForJob(spine, bed.token, jobId, (job) => job.state === "ready", BOOT_MS);
+        assertEquals((await qemuProcessesOf(dir)).length, 1);
+        await tml(bed, ["job", "cancel", jobId]);
+        const final = await terminated(bed, jobId);
+        assertEquals(final.exit_status, "job_canceled");
+        assertEquals(await qemuProcessesOf(dir), []);
+        assertEquals(await jobDirectories(bed), []);
+      });
+
+      await t.step("a job that outlives its timeout ends with job_timeout", async () => {
+        const jobId = await enqueue(bed, ["--timeout", "25s", "--workload", "sleep 600"]);
+        const final = await terminated(bed, jobId);
+        assertEquals(final.exit_status, "job_timeout");
+        assertEquals(await qemuProcessesOf(dir), []);
+      });
+
+      await t.step("a supervisor killed with -9 ends its VM when it comes back", async () => {
+        const jobId = await enqueue(bed, []);
+        await waitForJob(spine, bed.token, jobId, (job) => job.state === "ready", BOOT_MS);
+        const [vm] = await qemuProcessesOf(dir);
+        assert(vm !== undefined, "no QEMU process while the job is ready");
+        await bed.supervisor!.kill("SIGKILL");
+        bed.supervisor = await startQemuSupervisor(bed);
+        await bed.supervisor.waitFor(/removed a leftover/, 30_000);
+        assertEquals(await qemuProcessesOf(dir), []);
+        assertEquals(await jobDirectories(bed), []);
+        const final = await terminated(bed, jobId);
+        assertEquals(final.exit_status, "supervisor_dropped_job", JSON.stringify(final));
+      });
+
+      await t.step("a corrupt blob in the image store is a host start error", async () => {
+        // The site cache is emptied and one blob in the store damaged, so the next fetch gets
+        // bytes that do not hash to their digest.
+        await bed.supervisor!.kill();
+        await Deno.remove(`${dir}/supervisor/images`, { recursive: true });
+        const manifest = await guest.store.readManifest(guest.imageId);
+        const digest = Object.values(manifest!.blobs).sort((a, b) => a.size - b.size)[0].sha256;
+        const victim = `${store.root}/${blobPath(digest)}`;
+        const original = await Deno.readFile(victim);
+        const damaged = original.slice();
+        damaged[damaged.length >> 1] ^= 0xff;
+        await Deno.chmod(victim, 0o644).catch(() => {});
+        await Deno.writeFile(victim, damaged);
+        bed.supervisor = await startQemuSupervisor(bed);
+        try {
+          const jobId = await enqueue(bed, ["--workload", "true"]);
+          const final = await terminated(bed, jobId);
+          assertEquals(final.exit_status, "supervisor_host_start_error");
+          assertStringIncludes(String(final.exit_message), digest);
+          assertEquals(await qemuProcessesOf(dir), []);
+        } finally {
+          await Deno.writeFile(victim, original);
+        }
+      });
+    } finally {
+      await bed.supervisor?.kill();
+      await spine.stop();
+      await store.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
