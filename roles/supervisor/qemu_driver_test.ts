@@ -82,17 +82,17 @@ qemuTest(
   "QemuDriver reports a guest kernel panic as a crash, and a poweroff as an exit",
   () =>
     withDriver({}, async (driver) => {
+      // One VM after the other: test files run two at a time, and this machine takes two VMs.
       const panicking = new HostEventLog();
-      const powering = new HostEventLog();
-      // Two VMs at once, at most, on this 2-core machine.
       await driver.start(
         jobSpec("echo c > /proc/sysrq-trigger; sleep 60"),
         panicking,
         new AbortController().signal,
       );
-      await driver.start(jobSpec("poweroff -f; sleep 60"), powering, new AbortController().signal);
       const panic = await panicking.waitFor("hostLost", BOOT_TIMEOUT_MS);
       assertEquals(panic.loss, { kind: "crashed", message: "the guest kernel panicked" });
+      const powering = new HostEventLog();
+      await driver.start(jobSpec("poweroff -f; sleep 60"), powering, new AbortController().signal);
       const poweroff = await powering.waitFor("hostLost", BOOT_TIMEOUT_MS);
       assertEquals(poweroff.loss.kind, "exited");
       assertStringIncludes(poweroff.loss.message, "exited with code 0");
