@@ -13,6 +13,7 @@ import {
 import { createLogger } from "../../lib/log.ts";
 import type { JobSpec } from "../../lib/protocol/supervisor.ts";
 import { testGuest } from "../../tests/support/test_guest.ts";
+import { uefiGuest } from "../../tests/support/uefi_guest.ts";
 import { HostEventLog, testHostDriverConformance } from "./host_driver_conformance.ts";
 import { HostStartError, type RunningHost } from "./host_driver.ts";
 import { defaultQemuArgs } from "./qemu_args.ts";
@@ -97,6 +98,22 @@ qemuTest(
       assertEquals(poweroff.loss.kind, "exited");
       assertStringIncludes(poweroff.loss.message, "exited with code 0");
     }),
+);
+
+qemuTest(
+  "QemuDriver boots a Treadmill-style UEFI disk image through OVMF",
+  async () => {
+    const uefi = await uefiGuest();
+    await withDriver({ store: uefi.store }, async (driver) => {
+      const events = new HostEventLog();
+      const workload =
+        'test -d /sys/firmware/efi && echo "booted by $(cat /sys/firmware/efi/fw_platform_size)-bit UEFI"';
+      await driver.start(jobSpec(workload, uefi.imageId), events, new AbortController().signal);
+      const finished = await events.waitFor("workloadFinished", BOOT_TIMEOUT_MS);
+      assertEquals(finished.result.outcome, "success", events.outputText);
+      assertStringIncludes(events.outputText, "booted by 64-bit UEFI");
+    });
+  },
 );
 
 qemuTest(
