@@ -1,19 +1,31 @@
 /**
- * `./tmlw demo`: a whole local testbed and one job through it, narrated. Starts a switchboard
- * on embedded PGlite, registers a local supervisor, logs in, enqueues a job with a parameter
- * and a workload exactly as a CI script would, waits for it, and shows its history.
+ * `./tmlw demo`: a whole local testbed and one real VM job through it, narrated. Builds (or
+ * reuses) the test guest image, starts a switchboard on embedded PGlite, an image store and a
+ * QEMU supervisor, pushes the image, enqueues a job with a parameter and a workload exactly as
+ * a CI script would, streams the VM's console, and prints the final status and the time each
+ * phase took.
  */
+import { buildTestGuest } from "../images/test_guest/build.ts";
 import { runTml, TmlProcess, type TmlRunResult } from "./support/tml_process.ts";
 
+const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 const started = Date.now();
 const dataDir = await Deno.makeTempDir({ prefix: "tml-demo-" });
 const home = `${dataDir}/home`;
 await Deno.mkdir(home);
 const env = { HOME: home, XDG_CONFIG_HOME: `${home}/.config`, TML_LOG_LEVEL: "warn" };
 const processes: TmlProcess[] = [];
+const phases: Array<{ name: string; seconds: number }> = [];
+let phaseStarted = Date.now();
 
 function step(text: string): void {
   console.log(`\n\x1b[1m==> ${text}\x1b[0m  (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}
+
+/** Ends the current phase under `name` (for the timing table at the end). */
+function phaseDone(name: string): void {
+  phases.push({ name, seconds: (Date.now() - phaseStarted) / 1000 });
+  phaseStarted = Date.now();
 }
 
 async function tml(
@@ -31,13 +43,22 @@ async function tml(
   return result;
 }
 
+async function startRole(args: string[], ready: RegExp, timeoutMs = 60_000) {
+  const process = TmlProcess.start(args, { env: { ...env, TML_LOG_LEVEL: "info" } });
+  processes.push(process);
+  return { process, match: await process.waitFor(ready, timeoutMs) };
+}
+
 try {
+  step("Build the test guest image from Debian packages (cached: built once per machine)");
+  const guest = await buildTestGuest({ log: (line) => console.log(`  ${line}`) });
+  console.log(`image ${guest.imageId}`);
+  phaseDone("build or reuse the image");
+
   step("Create the first admin user and register a supervisor (tml admin talks to the database)");
   const switchboardData = `${dataDir}/switchboard`;
-  await tml([
-    "admin",
-    "--data-dir",
-    switchboardData,
+  const admin = (args: string[]) => tml(["admin", "--data-dir", switchboardData, ...args]);
+  await admin([
     "user",
     "create",
     "demo",
@@ -49,49 +70,65 @@ try {
     "admin",
   ]);
   const registered = JSON.parse(
-    (await tml([
-      "admin",
-      "--data-dir",
-      switchboardData,
+    (await admin([
       "supervisor",
       "register",
-      "local-1",
+      "qemu-1",
       "--tags",
-      "board:demo",
+      "board:demo-vm",
       "--token-file",
       `${dataDir}/supervisor.token`,
     ])).stdout,
   );
 
-  step("Start the switchboard on embedded PGlite");
-  const switchboard = TmlProcess.start([
+  step("Start an image store and a switchboard on embedded PGlite");
+  const uploadToken = `${dataDir}/upload.token`;
+  await Deno.writeTextFile(uploadToken, crypto.randomUUID(), { mode: 0o600 });
+  const storeUrl = (await startRole([
+    "image-store",
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--root",
+    `${dataDir}/image-store`,
+    "--upload-token-file",
+    uploadToken,
+  ], /listening on (http:\/\/\S+)/)).match[1];
+  console.log(`image store at ${storeUrl}`);
+  const url = (await startRole([
     "switchboard",
     "serve",
     "--listen",
     "127.0.0.1:0",
     "--data-dir",
     switchboardData,
-  ], { env });
-  processes.push(switchboard);
-  const url = (await switchboard.waitFor(/listening on (http:\/\/\S+)/, 60_000))[1];
+    "--image-store-url",
+    storeUrl,
+  ], /listening on (http:\/\/\S+)/)).match[1];
   console.log(`switchboard at ${url}`);
+  phaseDone("start switchboard and image store");
 
-  step("Start a local supervisor (runs each job's puppet as a process: no isolation)");
-  const supervisor = TmlProcess.start([
+  step("Push the image (only the blobs the store lacks, each verified)");
+  await tml(["image", "push", guest.storeDir, "--store", storeUrl, "--token-file", uploadToken]);
+  phaseDone("push the image");
+
+  step("Start a QEMU supervisor (each job gets a fresh VM booted from its image)");
+  await startRole([
     "supervisor",
-    "local",
+    "qemu",
     "--switchboard",
     url,
+    "--image-store",
+    storeUrl,
     "--id",
     registered.supervisor_id,
     "--token-file",
     `${dataDir}/supervisor.token`,
     "--state-dir",
     `${dataDir}/supervisor`,
-  ], { env: { ...env, TML_LOG_LEVEL: "info" } });
-  processes.push(supervisor);
-  await supervisor.waitFor(/connected to the switchboard/, 60_000);
+  ], /connected to the switchboard/);
   console.log("supervisor connected");
+  phaseDone("start the supervisor");
 
   step("Log in and enqueue a job, as a CI script would");
   const clientEnv = { TML_API_URL: url };
@@ -104,39 +141,48 @@ try {
     [
       "job",
       "enqueue",
-      "0".repeat(64),
+      guest.imageId,
       "--tag-config",
-      "board:demo",
+      "board:demo-vm",
       "--parameters",
-      JSON.stringify({
-        greeting: { value: "hello from the demo", secret: false },
-        token: { value: "s3cret", secret: true },
-      }),
+      JSON.stringify({ greeting: { value: "hello from the demo", secret: false } }),
+      "--secret-parameter",
+      "token=s3cret-demo-value",
       "--workload",
-      'echo "greeting: $(cat $TML_PARAMETERS_DIR/greeting)"; echo "secret file mode: $(stat -c %a $TML_PARAMETERS_DIR/token)"; uname -a',
+      'echo "greeting: $(cat $TML_PARAMETERS_DIR/greeting)"; echo "secret file mode: $(stat -c %a $TML_PARAMETERS_DIR/token), value: $(cat $TML_PARAMETERS_DIR/token)"; uname -sr',
     ],
     clientEnv,
     (stdout) => `job_id: ${JSON.parse(stdout).job_id}  state: ${JSON.parse(stdout).state}`,
   );
   const jobId = JSON.parse(enqueued.stdout).job_id;
 
-  step(`Wait for job ${jobId}`);
-  const waited = await tml(["job", "wait", jobId, "--timeout", "2m"], clientEnv, (stdout) => {
-    const job = JSON.parse(stdout);
-    return `state: ${job.state}  exit_status: ${job.exit_status}  (${job.exit_message})`;
-  });
+  step(`Stream job ${jobId}'s console (tml job logs -f; the secret's value is redacted)`);
+  console.log(`$ tml job logs -f ${jobId}`);
+  const follow = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN_TS, "job", "logs", "-f", jobId],
+    env: { ...env, ...clientEnv, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  const waited = await tml(["job", "wait", jobId, "--timeout", "5m"], clientEnv, () => "");
+  await follow.status;
   const final = JSON.parse(waited.stdout);
+  phaseDone("run the job");
 
-  step("The workload's output (from the supervisor's console)");
-  console.log(supervisor.stdout.trimEnd());
-
-  step("Job history: every state change with its time and actor");
+  step("Job history: every state change, its time and actor, and how long each phase took");
   await tml(["job", "history", jobId], { ...clientEnv, TML_OUTPUT: "table" });
 
   console.log(
-    `\n\x1b[1mJob ${jobId} ended with ${final.exit_status}\x1b[0m (tml job wait exit code ${waited.code})`,
+    `\n\x1b[1mJob ${jobId} ended with ${final.exit_status}\x1b[0m (${final.exit_message})`,
   );
-  console.log(`Demo finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log("\nTime spent:");
+  for (const { name, seconds } of phases) {
+    console.log(`  ${name.padEnd(36)} ${seconds.toFixed(1).padStart(6)} s`);
+  }
+  console.log(
+    `  ${"total".padEnd(36)} ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s`,
+  );
   if (final.exit_status !== "workload_finished_success") Deno.exitCode = 1;
 } finally {
   for (const process of processes.reverse()) await process.kill();

@@ -104,6 +104,6 @@ export HOME=/root DENO_DIR=/run/deno DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 # deno writes to its caches: copy the prepared ones from the read-only disk.
 mkdir -p "$DENO_DIR" && cp -a "$disk"/opt/tml/deno-dir/. "$DENO_DIR"/
 "$disk"/opt/tml/deno run -A --no-config "$disk"/opt/tml/tml.js puppet \
-  --channel tcp:127.0.0.1:7200 --secret-file "$secret" --root /run/tml
+  --channel tcp:127.0.0.1:7200 --secret-file "$secret" --root /run/tml --no-echo
 say "the puppet exited with status $?"
 poweroff -f

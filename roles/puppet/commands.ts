@@ -40,6 +40,11 @@ export function registerPuppetCommands(program: Command): void {
     .option("--workdir <dir>", "the workload's working directory (default ROOT/work)")
     .option("--reconnect-timeout <duration>", "how long to try to reach the supervisor", "5m")
     .option("--stop-grace <duration>", "time the workload gets between SIGTERM and SIGKILL", "5s")
+    .option(
+      "--no-echo",
+      "do not copy the workload's output to this process's stdout/stderr (the supervisor " +
+        "gets it either way; a VM's init uses this so the serial console does not repeat it)",
+    )
     .addHelpText(
       "after",
       `
@@ -66,6 +71,7 @@ Examples:
         workdir: options.workdir,
         reconnectTimeoutMs: parseDuration(options.reconnectTimeout, "reconnect-timeout"),
         stopGraceMs: parseDuration(options.stopGrace, "stop-grace"),
+        echo: options.echo,
       });
     });
 

@@ -52,6 +52,8 @@ export interface PuppetOptions {
   reconnectTimeoutMs: number;
   /** How long the workload gets between SIGTERM and SIGKILL. */
   stopGraceMs: number;
+  /** Whether the workload's output is also copied to this process's stdout and stderr. */
+  echoWorkloadOutput: boolean;
   log: Logger;
 }
 
@@ -328,7 +330,7 @@ export class Puppet {
           // Echo to this process's own output once, for a console or a developer's terminal;
           // bytes before the supervisor's offset were echoed by an earlier run of the puppet.
           const from = Math.max(this.#echoed[stream], offset);
-          if (from < offset + bytes.length) {
+          if (this.options.echoWorkloadOutput && from < offset + bytes.length) {
             const sink = stream === "stdout" ? Deno.stdout : Deno.stderr;
             await writeAll(sink, bytes.subarray(from - offset));
             this.#echoed[stream] = offset + bytes.length;

@@ -19,6 +19,7 @@ export interface StartPuppetFlags {
   workdir?: string;
   reconnectTimeoutMs: number;
   stopGraceMs: number;
+  echo: boolean;
 }
 
 export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
@@ -45,6 +46,7 @@ export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
     controlSocket: controlSocketOf(root, flags.controlSocket),
     reconnectTimeoutMs: flags.reconnectTimeoutMs,
     stopGraceMs: flags.stopGraceMs,
+    echoWorkloadOutput: flags.echo,
     log,
   });
   const stop = () => puppet.stop();

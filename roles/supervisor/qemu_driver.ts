@@ -433,6 +433,8 @@ class QemuHost {
           this.log.info("VM ready", { job_id: this.job.job_id });
           this.events.ready();
         },
+        // The guest's puppet runs with --no-echo, so the workload's output reaches the job's log
+        // once, from the channel (in order, before the result), beside the serial console.
         output: (bytes) => this.events.output(bytes),
         workloadFinished: (result) => this.events.workloadFinished(result),
         terminateRequested: () => this.events.terminateRequested(),
