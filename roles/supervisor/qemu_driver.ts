@@ -49,6 +49,7 @@ import { defaultQemuArgs, expandQemuArgs, templateAttachesDisk } from "./qemu_ar
 import { createOverlay, validateLayerChain } from "./qemu_disk.ts";
 import { QmpClient } from "./qemu_qmp.ts";
 import { runStartScript } from "./start_script.ts";
+import { SiteCacheCheck } from "./site_cache_check.ts";
 
 export interface QemuDriverOptions {
   /** Job directories go to `<stateDir>/jobs/<job id>`. */
@@ -86,9 +87,20 @@ export class QemuDriver implements HostDriver {
   /** Job directories of the VMs this driver runs now; anything else under jobs/ is left over. */
   readonly #active = new Set<string>();
   #programs?: Promise<QemuPrograms>;
+  readonly #siteCache: SiteCacheCheck;
 
   constructor(private readonly options: QemuDriverOptions, log?: Logger) {
     this.#log = log ?? createLogger("supervisor:qemu");
+    const backend = options.store.backend;
+    if (!(backend instanceof DirectoryBackend)) {
+      throw new TypeError(
+        "QemuDriver: the site cache must be a directory store (QEMU opens files)",
+      );
+    }
+    this.#siteCache = new SiteCacheCheck(
+      options.store,
+      (digest) => `${backend.root}/${blobPath(digest)}`,
+    );
   }
 
   get #jobsDir(): string {
@@ -107,7 +119,7 @@ export class QemuDriver implements HostDriver {
   async start(job: JobSpec, events: HostEvents, signal: AbortSignal): Promise<RunningHost> {
     const dir = `${this.#jobsDir}/${job.job_id}`;
     this.#active.add(dir);
-    const host = new QemuHost(job, dir, events, this.options, this.#log);
+    const host = new QemuHost(job, dir, events, this.options, this.#siteCache, this.#log);
     try {
       await host.launch(this.#findPrograms(), signal);
     } catch (error) {
@@ -210,6 +222,7 @@ class QemuHost {
     private readonly dir: string,
     private readonly events: HostEvents,
     private readonly options: QemuDriverOptions,
+    private readonly siteCache: SiteCacheCheck,
     private readonly log: Logger,
   ) {}
 
@@ -222,14 +235,7 @@ class QemuHost {
     this.events.progress("allocating", "checking the image and preparing the job's disk");
     const programs = await findPrograms;
     const plan = this.#bootPlan(manifest);
-    for (const digest of blobsOf(plan)) {
-      if (!await this.options.store.has(digest)) {
-        throw new HostStartError(
-          `Cannot start a VM: blob ${digest} of image "${this.job.image_id}" is not in the ` +
-            "site cache",
-        );
-      }
-    }
+    await this.siteCache.check(this.job.image_id, blobsOf(plan));
 
     const puppetSocket = `${this.dir}/puppet.sock`;
     if (puppetSocket.length > MAX_SOCKET_PATH || this.dir.includes(",")) {
@@ -342,11 +348,7 @@ class QemuHost {
 
   #bootPlan(manifest: ImageManifest): BootPlan {
     const imageId = this.job.image_id;
-    const backend = this.options.store.backend;
-    if (!(backend instanceof DirectoryBackend)) {
-      throw new HostStartError("Cannot start a VM: the site cache must be a directory store");
-    }
-    const fileOf = (digest: string) => `${backend.root}/${blobPath(digest)}`;
+    const fileOf = this.siteCache.fileOf;
     try {
       const boot = kernelBootOf(manifest);
       const chain = imageKindOf(manifest) === "qemu" ? qemuLayerChain(manifest) : [];

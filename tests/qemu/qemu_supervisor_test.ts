@@ -18,6 +18,9 @@ import {
 import { runTml, TmlProcess } from "../support/tml_process.ts";
 import { testGuest } from "../support/test_guest.ts";
 import { type RunningStore, startImageStore } from "../image_store/store_harness.ts";
+import { startValveProxy, type ValveProxy } from "../support/valve_proxy.ts";
+import type { TestGuest } from "../../images/test_guest/build.ts";
+import { createHash } from "node:crypto";
 
 const BOOT_MS = 120_000;
 const SECRET = `s3cret-${crypto.randomUUID()}`;
@@ -25,6 +28,8 @@ const SECRET = `s3cret-${crypto.randomUUID()}`;
 interface Testbed {
   spine: Spine;
   store: RunningStore;
+  /** The supervisor reaches the store through it, so a test can stall a fetch. */
+  valve: ValveProxy;
   imageId: string;
   token: string;
   dir: string;
@@ -42,7 +47,7 @@ async function startQemuSupervisor(bed: Testbed): Promise<TmlProcess> {
     "--switchboard",
     bed.spine.url,
     "--image-store",
-    bed.store.url,
+    bed.valve.url,
     "--id",
     bed.supervisorId,
     "--token-file",
@@ -99,6 +104,31 @@ async function jobDirectories(bed: Testbed): Promise<string[]> {
   return names;
 }
 
+/** No VM runs and no job directory remains. */
+async function assertNothingLeft(bed: Testbed): Promise<void> {
+  assertEquals(await qemuProcessesOf(bed.dir), [], "a QEMU process outlived its job");
+  assertEquals(await jobDirectories(bed), [], "a job directory outlived its job");
+}
+
+/** The blob's file in the supervisor's site cache, when it is there. */
+async function siteCacheBlob(bed: Testbed, digest: string): Promise<string | undefined> {
+  const file = `${bed.dir}/supervisor/images/${blobPath(digest)}`;
+  return await Deno.stat(file).then(() => file, () => undefined);
+}
+
+async function smallestBlob(guest: TestGuest): Promise<string> {
+  const manifest = await guest.store.readManifest(guest.imageId);
+  return Object.values(manifest!.blobs).sort((a, b) => a.size - b.size)[0].sha256;
+}
+
+/** Damages a stored file in place, as a failing disk would. */
+async function flipAByte(file: string): Promise<void> {
+  const bytes = await Deno.readFile(file);
+  bytes[bytes.length >> 1] ^= 0xff;
+  await Deno.chmod(file, 0o644);
+  await Deno.writeFile(file, bytes);
+}
+
 Deno.test({
   name: "tml supervisor qemu runs CLI-enqueued jobs in VMs booted from the image store",
   sanitizeResources: false,
@@ -110,9 +140,14 @@ Deno.test({
     const spine = await startSpine(["--image-store-url", store.url]);
     const user = await createUser(spine, "qemu-user", ["submit_job", "run_job_on_supervisor:*"]);
     const registered = await registerSupervisor(spine, "qemu-1", ["vm:qemu"]);
+    const storeAddress = new URL(store.url);
     const bed: Testbed = {
       spine,
       store,
+      valve: startValveProxy({
+        hostname: storeAddress.hostname,
+        port: Number(storeAddress.port),
+      }),
       imageId: guest.imageId,
       token: user.token,
       dir,
@@ -142,15 +177,20 @@ Deno.test({
           `token=${SECRET}`,
           "--workload",
           'P=$TML_PARAMETERS_DIR; echo "GREETING $(cat $P/greeting)"; ' +
-          'echo "MODE $(stat -c %a $P/token)"; echo "LEAK $(cat $P/token)"; uname -r',
+          'echo "MODES $(stat -c %a $P/greeting) $(stat -c %a $P/token)"; ' +
+          'echo "SECRET SHA $(sha256sum < $P/token | cut -d" " -f1)"; echo "LEAK $(cat $P/token)"',
         ]);
         const waited = JSON.parse(await tml(bed, ["job", "wait", jobId, "--timeout", "3m"]));
         assertEquals(waited.exit_status, "workload_finished_success", JSON.stringify(waited));
 
         const logs = await tml(bed, ["job", "logs", jobId]);
-        assertStringIncludes(logs, "GREETING hello from CI");
-        assertStringIncludes(logs, "MODE 600");
+        assertStringIncludes(logs, "GREETING hello from CI\n");
+        assertStringIncludes(logs, "MODES 644 600\n");
+        const secretSha = createHash("sha256").update(SECRET).digest("hex");
+        assertStringIncludes(logs, `SECRET SHA ${secretSha}\n`);
+        assertStringIncludes(logs, "LEAK [redacted]");
         assertStringIncludes(logs, "tml-guest: starting the puppet"); // The VM's own console.
+        assertEquals(logs.split("GREETING").length, 2, "the workload's output came twice");
         assert(!logs.includes(SECRET), "the secret reached the job's log");
         assert(
           !bed.supervisor!.stdout.includes(SECRET) && !bed.supervisor!.stderr.includes(SECRET),
@@ -163,8 +203,7 @@ Deno.test({
         for (const expected of ["fetching_image", "allocating", "booting"]) {
           assert(subStates.includes(expected), `no ${expected} in ${JSON.stringify(subStates)}`);
         }
-        assertEquals(await jobDirectories(bed), []);
-        assertEquals(await qemuProcessesOf(dir), []);
+        await assertNothingLeft(bed);
       });
 
       await t.step("a failing workload ends the job with workload_finished_error", async () => {
@@ -174,23 +213,46 @@ Deno.test({
         assertStringIncludes(String(final.exit_message), "7");
       });
 
+      await t.step("cancel while booting ends the VM and leaves nothing", async () => {
+        const jobId = await enqueue(bed, ["--workload", "true"]);
+        await waitForJob(spine, bed.token, jobId, (job) => job.sub_state === "booting", BOOT_MS);
+        await tml(bed, ["job", "cancel", jobId]);
+        assertEquals((await terminated(bed, jobId)).exit_status, "job_canceled");
+        await assertNothingLeft(bed);
+      });
+
       await t.step("cancel of a ready job powers the VM off and leaves nothing", async () => {
         const jobId = await enqueue(bed, []);
         await waitForJob(spine, bed.token, jobId, (job) => job.state === "ready", BOOT_MS);
         assertEquals((await qemuProcessesOf(dir)).length, 1);
         await tml(bed, ["job", "cancel", jobId]);
-        const final = await terminated(bed, jobId);
-        assertEquals(final.exit_status, "job_canceled");
-        assertEquals(await qemuProcessesOf(dir), []);
-        assertEquals(await jobDirectories(bed), []);
+        assertEquals((await terminated(bed, jobId)).exit_status, "job_canceled");
+        await assertNothingLeft(bed);
       });
 
       await t.step("a job that outlives its timeout ends with job_timeout", async () => {
         const jobId = await enqueue(bed, ["--timeout", "25s", "--workload", "sleep 600"]);
-        const final = await terminated(bed, jobId);
-        assertEquals(final.exit_status, "job_timeout");
-        assertEquals(await qemuProcessesOf(dir), []);
+        assertEquals((await terminated(bed, jobId)).exit_status, "job_timeout");
+        await assertNothingLeft(bed);
       });
+
+      await t.step(
+        "a guest that powers itself off, and one that panics, end their jobs",
+        async () => {
+          const off = await enqueue(bed, ["--workload", "poweroff -f; sleep 60"]);
+          const offFinal = await terminated(bed, off);
+          assertEquals(offFinal.exit_status, "workload_finished_unknown");
+          assertStringIncludes(String(offFinal.exit_message), "exited with code 0");
+          const panic = await enqueue(bed, [
+            "--workload",
+            "echo c > /proc/sysrq-trigger; sleep 60",
+          ]);
+          const panicFinal = await terminated(bed, panic);
+          assertEquals(panicFinal.exit_status, "workload_finished_error");
+          assertStringIncludes(String(panicFinal.exit_message), "the guest kernel panicked");
+          await assertNothingLeft(bed);
+        },
+      );
 
       await t.step("a supervisor killed with -9 ends its VM when it comes back", async () => {
         const jobId = await enqueue(bed, []);
@@ -200,38 +262,73 @@ Deno.test({
         await bed.supervisor!.kill("SIGKILL");
         bed.supervisor = await startQemuSupervisor(bed);
         await bed.supervisor.waitFor(/removed a leftover/, 30_000);
-        assertEquals(await qemuProcessesOf(dir), []);
-        assertEquals(await jobDirectories(bed), []);
+        await assertNothingLeft(bed);
         const final = await terminated(bed, jobId);
         assertEquals(final.exit_status, "supervisor_dropped_job", JSON.stringify(final));
       });
 
-      await t.step("a corrupt blob in the image store is a host start error", async () => {
+      await t.step("cancel while fetching the image leaves no partial blob", async () => {
+        await bed.supervisor!.kill();
+        await Deno.remove(`${dir}/supervisor/images`, { recursive: true });
+        bed.supervisor = await startQemuSupervisor(bed);
+        bed.valve.close();
+        try {
+          const jobId = await enqueue(bed, ["--workload", "true"]);
+          await waitForJob(spine, bed.token, jobId, (job) => job.sub_state === "fetching_image");
+          await new Promise((resolve) => setTimeout(resolve, 500)); // Let some bytes land.
+          await tml(bed, ["job", "cancel", jobId]);
+          assertEquals((await terminated(bed, jobId)).exit_status, "job_canceled");
+          await assertNothingLeft(bed);
+          const manifest = await guest.store.readManifest(guest.imageId);
+          for (const blob of Object.values(manifest!.blobs)) {
+            assertEquals(await siteCacheBlob(bed, blob.sha256), undefined, "a partial blob shows");
+          }
+        } finally {
+          bed.valve.open();
+        }
+      });
+
+      await t.step(
+        "a blob damaged in the site cache fails one job, the next fetches it",
+        async () => {
+          const first = await enqueue(bed, ["--workload", "true"]);
+          assertEquals((await terminated(bed, first)).exit_status, "workload_finished_success");
+          const digest = await smallestBlob(guest);
+          await flipAByte((await siteCacheBlob(bed, digest))!);
+          const damaged = await enqueue(bed, ["--workload", "true"]);
+          const final = await terminated(bed, damaged);
+          assertEquals(final.exit_status, "supervisor_host_start_error");
+          assertStringIncludes(String(final.exit_message), `blob ${digest}`);
+          assertStringIncludes(String(final.exit_message), "site cache does not match its digest");
+          await assertNothingLeft(bed);
+          const healed = await enqueue(bed, ["--workload", "true"]);
+          assertEquals((await terminated(bed, healed)).exit_status, "workload_finished_success");
+        },
+      );
+
+      await t.step("a blob damaged in the image store is a host start error", async () => {
         // The site cache is emptied and one blob in the store damaged, so the next fetch gets
         // bytes that do not hash to their digest.
         await bed.supervisor!.kill();
         await Deno.remove(`${dir}/supervisor/images`, { recursive: true });
-        const manifest = await guest.store.readManifest(guest.imageId);
-        const digest = Object.values(manifest!.blobs).sort((a, b) => a.size - b.size)[0].sha256;
+        const digest = await smallestBlob(guest);
         const victim = `${store.root}/${blobPath(digest)}`;
         const original = await Deno.readFile(victim);
-        const damaged = original.slice();
-        damaged[damaged.length >> 1] ^= 0xff;
-        await Deno.chmod(victim, 0o644).catch(() => {});
-        await Deno.writeFile(victim, damaged);
+        await flipAByte(victim);
         bed.supervisor = await startQemuSupervisor(bed);
         try {
           const jobId = await enqueue(bed, ["--workload", "true"]);
           const final = await terminated(bed, jobId);
           assertEquals(final.exit_status, "supervisor_host_start_error");
           assertStringIncludes(String(final.exit_message), digest);
-          assertEquals(await qemuProcessesOf(dir), []);
+          await assertNothingLeft(bed);
         } finally {
           await Deno.writeFile(victim, original);
         }
       });
     } finally {
       await bed.supervisor?.kill();
+      bed.valve.stop();
       await spine.stop();
       await store.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
