@@ -28,6 +28,7 @@ export const QemuSupervisorConfig = SupervisorConfig.extend({
         (arg) => [...arg.matchAll(/\{([^}]*)\}/g)].every(([, name]) => TEMPLATE_NAME.test(name)),
         "expected template variables like {job_id}: lowercase letters, digits and _",
       ),
+      { error: 'expected a JSON array of QEMU arguments, e.g. ["-m", "2048"]' },
     ).min(1),
   ).optional(),
   /**
