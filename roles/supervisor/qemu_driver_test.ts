@@ -145,6 +145,20 @@ qemuTest(
 );
 
 qemuTest(
+  "QemuDriver reports a QEMU that refuses its arguments with QEMU's own words",
+  () =>
+    withDriver({ qemuArgs: [...defaultQemuArgs(), "-no-such-option"] }, async (driver) => {
+      const events = new HostEventLog();
+      await driver.start(jobSpec("true"), events, new AbortController().signal);
+      const { loss } = await events.waitFor("hostLost", 30_000);
+      assertEquals(loss.kind, "crashed");
+      assertStringIncludes(loss.message, "before the puppet was ready");
+      assertStringIncludes(loss.message, "-no-such-option");
+      assertEquals(await driver.listLeftovers(), []);
+    }),
+);
+
+qemuTest(
   "QemuDriver refuses to start with a template variable nobody sets",
   () =>
     withDriver(
