@@ -2,7 +2,9 @@
  * The test guest recipe: a small VM image built from Debian packages only, which boots the
  * Debian cloud kernel directly (tml's kernel-boot manifest extension) into a busybox initramfs
  * that runs the real `tml puppet`. Deno and the bundled tml live on a one-layer qcow2 disk
- * (a 95 MB initramfs would be slow to unpack under software emulation).
+ * (a 95 MB initramfs would be slow to unpack under software emulation), with an SSH server
+ * (dropbear, `disk.ts`) that the guest starts when it has a network card: users log in as `tml`
+ * with the job's keys, which the puppet writes to /home/tml/.ssh/authorized_keys.
  *
  * The result is a store-layout image cached under `.cache/test-guest/<key>`, where the key
  * hashes every input (this recipe, the package versions, the deno binary, the tml bundle), so
@@ -15,8 +17,7 @@
  * Usage: deno run -A images/test_guest/build.ts [OUT_STORE_DIR]
  *   prints the image id; with OUT_STORE_DIR, also copies the image into that directory store.
  */
-import { dirname, join } from "node:path";
-import { TmlError } from "../../lib/errors.ts";
+import { join } from "node:path";
 import {
   BASE_EXTENSION,
   type BlobStore,
@@ -32,13 +33,16 @@ import {
 import { PUPPET_FW_CFG_SECRET, PUPPET_VIRTIO_PORT_NAME } from "../../lib/protocol/puppet.ts";
 import { requireProgram, updateDebianPackageLists } from "../../lib/system_packages.ts";
 import { QEMU_IMG } from "../../lib/qemu_programs.ts";
+import { run, TestGuestError } from "./command.ts";
 import { type CpioEntry, writeCpioGz } from "./cpio.ts";
+import { buildDisk, SSH_SERVER_PACKAGES } from "./disk.ts";
+
+export { run, TestGuestError };
 
 const REPO = new URL("../../", import.meta.url).pathname;
 /** This recipe's files, which every guest recipe builds on: hashed into each cache key. */
-const COMMON_RECIPE_FILES = ["build.ts", "cpio.ts", "init.sh"].map((name) =>
-  new URL(name, import.meta.url).pathname
-);
+const COMMON_RECIPE_FILES = ["build.ts", "command.ts", "cpio.ts", "disk.ts", "init.sh", "udhcpc.sh"]
+  .map((name) => new URL(name, import.meta.url).pathname);
 export const DEFAULT_CACHE_ROOT = join(REPO, ".cache/test-guest");
 
 /** Modules the guest needs, by name; their dependencies are loaded first. */
@@ -46,17 +50,12 @@ const WANTED_MODULES = [
   "virtio_pci",
   "virtio_blk",
   "virtio_console",
+  "virtio_net",
   "qemu_fw_cfg",
   "evdev",
   "button",
 ];
 export const KERNEL_CMDLINE = "console=ttyS0 panic=-1 quiet";
-
-export class TestGuestError extends TmlError {
-  constructor(message: string, cause?: unknown) {
-    super("test_guest_build", message, { cause });
-  }
-}
 
 export interface TestGuest {
   imageId: string;
@@ -73,7 +72,7 @@ export interface BuildOptions {
 
 /** What every guest image is made of, built in the build's scratch directory. */
 export interface GuestParts {
-  /** The Debian packages of the recipe, unpacked (the kernel, busybox-static, ...). */
+  /** The Debian packages of the recipe, unpacked (the kernel, busybox-static, dropbear, ...). */
   root: string;
   kernel: string;
   /** The initramfs, whose /init mounts the tml disk and runs the puppet. */
@@ -96,7 +95,7 @@ export interface GuestRecipe {
   cacheRoot: string;
   /** Its own source files, hashed into the cache key with this module's. */
   files: string[];
-  /** Debian packages unpacked into `GuestParts.root` besides the kernel and busybox-static. */
+  /** Debian packages unpacked into `GuestParts.root` besides the common ones (kernel, ...). */
   packages: string[];
   /** The block device the guest's init mounts the tml disk from. */
   diskDevice: string;
@@ -155,7 +154,8 @@ export async function buildGuest(
     const bundle = join(scratch, "tml.js");
     await run(Deno.execPath(), ["bundle", "--quiet", "-o", bundle, "main.ts"], { cwd: REPO });
     const packages: Record<string, string> = {};
-    for (const name of [await kernelPackageName(), "busybox-static", ...recipe.packages]) {
+    const common = [await kernelPackageName(), "busybox-static", ...SSH_SERVER_PACKAGES];
+    for (const name of [...common, ...recipe.packages]) {
       packages[name] = await packageVersion(name);
     }
     const key = sha256Bytes(JSON.stringify({
@@ -186,7 +186,7 @@ export async function buildGuest(
       initrd,
       await writeCpioGz(await initramfsEntries(root, diskTree, recipe.diskDevice)),
     );
-    const disk = await buildDisk(diskTree, scratch, bundle);
+    const disk = await buildDisk(diskTree, scratch, bundle, root);
     const layout = await recipe.layout({ root, kernel, initrd, disk }, scratch);
     log("disk and initramfs built; storing the image");
 
@@ -229,27 +229,6 @@ export async function copyImage(guest: TestGuest, target: BlobStore): Promise<vo
     await target.put(blob.sha256, await guest.store.open(blob.sha256), blob.size);
   }
   await target.putManifest(manifest);
-}
-
-/** Runs a program; throws a TestGuestError with the end of its stderr when it fails. */
-export async function run(
-  command: string,
-  args: string[],
-  options: { cwd?: string } = {},
-): Promise<string> {
-  let output: Deno.CommandOutput;
-  try {
-    output = await new Deno.Command(command, { args, cwd: options.cwd, stdin: "null" }).output();
-  } catch (error) {
-    throw new TestGuestError(`Cannot run "${command}": ${(error as Error).message}`, error);
-  }
-  if (!output.success) {
-    const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").slice(-5).join("\n");
-    throw new TestGuestError(
-      `Cannot run "${command} ${args.join(" ")}": exit code ${output.code}: ${stderr}`,
-    );
-  }
-  return new TextDecoder().decode(output.stdout);
 }
 
 async function aptField(name: string, field: string): Promise<string> {
@@ -381,6 +360,14 @@ async function initramfsEntries(
       data: text("root:x:0:0:root:/root:/bin/sh\ntml:x:1000:1000:tml:/home/tml:/bin/sh\n"),
     },
     { kind: "file", path: "etc/group", data: text("root:x:0:\ntml:x:1000:\n") },
+    {
+      kind: "file",
+      path: "etc/udhcpc.sh",
+      data: await Deno.readFile(new URL("udhcpc.sh", import.meta.url).pathname),
+      mode: 0o755,
+    },
+    // dropbear -R writes the host keys it makes at boot here: a fresh pair per job, in memory.
+    { kind: "symlink", path: "etc/dropbear", target: "/run/dropbear" },
     ...[...modules].map(([name, data]) => ({
       kind: "file" as const,
       path: `lib/modules/${name}.ko`,
@@ -389,95 +376,11 @@ async function initramfsEntries(
   ];
 }
 
-/** The shared libraries a dynamically linked program loads, from ldd: soname -> path. */
-async function sharedLibraries(program: string): Promise<Map<string, string>> {
-  const libraries = new Map<string, string>();
-  for (const line of (await run("ldd", [program])).split("\n")) {
-    const linked = /^\s*(\S+) => (\/\S+)/.exec(line);
-    const loader = /^\s*(\/\S+ld-linux\S*)/.exec(line);
-    if (linked !== null) libraries.set(linked[1], linked[2]);
-    else if (loader !== null) libraries.set("ld-linux-x86-64.so.2", loader[1]);
-  }
-  return libraries;
-}
-
-/**
- * An ext4 filesystem image with deno, its libraries, the tml bundle and deno's caches for it.
- * `tree` is where the guest mounts it too: deno keys its caches by the module's path, so the
- * caches made here by running the bundle once are the guest's. Its size is a whole number of
- * MiB.
- */
-async function buildDisk(tree: string, scratch: string, bundle: string): Promise<string> {
-  const deno = Deno.execPath();
-  const files = new Map<string, string>([
-    ["opt/tml/deno", deno],
-    ["opt/tml/tml.js", bundle],
-  ]);
-  for (const [soname, path] of await sharedLibraries(deno)) {
-    files.set(
-      soname.startsWith("ld-linux") ? `lib64/${soname}` : `lib/x86_64-linux-gnu/${soname}`,
-      path,
-    );
-  }
-  let bytes = 0;
-  for (const [relative, source] of files) {
-    await Deno.mkdir(dirname(join(tree, relative)), { recursive: true });
-    await Deno.copyFile(source, join(tree, relative));
-    bytes += (await Deno.stat(source)).size;
-  }
-  await Deno.chmod(join(tree, "opt/tml/deno"), 0o755);
-  await warmDenoCaches(join(tree, "opt/tml/deno-dir"), join(tree, "opt/tml/tml.js"));
-  for await (const entry of Deno.readDir(join(tree, "opt/tml/deno-dir"))) {
-    bytes += (await Deno.stat(join(tree, "opt/tml/deno-dir", entry.name))).size;
-  }
-  const mkfs = await requireProgram({
-    command: "mkfs.ext4",
-    debianPackage: "e2fsprogs",
-    searchDirs: ["/usr/sbin", "/sbin"],
-  });
-  const raw = join(scratch, "disk.ext4");
-  const virtualSize = Math.ceil((bytes * 1.15 + 16 * 1024 * 1024) / (1024 * 1024)) * 1024 * 1024;
-  await run(mkfs, [
-    "-F",
-    "-q",
-    "-L",
-    "tml-guest",
-    "-m",
-    "0",
-    "-O",
-    "^has_journal",
-    "-E",
-    "root_owner=0:0",
-    "-d",
-    tree,
-    raw,
-    `${virtualSize / 1024}k`,
-  ]);
-  return raw;
-}
-
 /** Converts a raw disk image to a compressed qcow2 layer; returns its virtual size. */
 export async function convertToQcow2(raw: string, qcow2: string): Promise<number> {
   const qemuImg = await requireProgram(QEMU_IMG);
   await run(qemuImg, ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, qcow2]);
   return (await Deno.stat(raw)).size;
-}
-
-/**
- * Runs the bundle once so that deno stores its dependency analysis and V8 code cache for it in
- * `denoDir`. Under software emulation that saves the guest ~3 s of a ~9 s boot (measured).
- */
-async function warmDenoCaches(denoDir: string, bundle: string): Promise<void> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-config", bundle, "--version"],
-    env: { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  if (!output.success) {
-    throw new TestGuestError(
-      `Cannot run the tml bundle: ${new TextDecoder().decode(output.stderr).trim()}`,
-    );
-  }
 }
 
 if (import.meta.main) {

@@ -1,9 +1,10 @@
 #!/bin/busybox sh
 # /init of the tml test guest (PID 1, busybox-static). Loads the virtio modules, mounts the
-# disk that holds deno and the tml bundle, finds the puppet's virtio-serial port and its
-# fw_cfg secret by name, and runs the real `tml puppet`. When the puppet ends, or the power
-# button is pressed (QMP system_powerdown), the guest powers off; if this script dies the
-# kernel panics, and with panic=-1 and QEMU's -no-reboot the VM ends either way.
+# disk that holds deno and the tml bundle, starts the SSH server when there is a network card,
+# finds the puppet's virtio-serial port and its fw_cfg secret by name, and runs the real
+# `tml puppet`. When the puppet ends, or the power button is pressed (QMP system_powerdown),
+# the guest powers off; if this script dies the kernel panics, and with panic=-1 and QEMU's
+# -no-reboot the VM ends either way.
 # @PORT_NAME@, @SECRET_NAME@, @MODULES@, @DISK_DEVICE@ and @DISK_MOUNT@ are filled in by
 # build.ts (the device is /dev/vda for the test guest, a partition of it for the UEFI guest).
 # The disk mounts where build.ts built its tree, so deno's caches that build.ts made there
@@ -77,6 +78,32 @@ fi
 mkdir -p /lib64
 ln -s "$disk"/lib64/ld-linux-x86-64.so.2 /lib64/ld-linux-x86-64.so.2
 ln -s "$disk"/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu
+
+# The SSH server, when the machine has a network card (the supervisor adds one, with QEMU's
+# user network, when it exposes the guest's port 22 through its rendezvous server): the
+# address from DHCP (QEMU's own answers at once), then dropbear on port 22, up before the puppet
+# reports ready so that `tml job ssh` works as soon as the job is. Users log in as `tml` with the
+# job's keys, which the puppet writes to /home/tml/.ssh/authorized_keys. dropbear makes its host
+# key at the first connection (-R), so a guest nobody logs into spends nothing on it.
+if [ -e /sys/class/net/eth0 ]; then
+  mkdir -p /run/dropbear /dev/pts
+  mount -t devpts -o mode=620,ptmxmode=666 devpts /dev/pts
+  chown tml:tml /home/tml
+  # dropbear listens on every address, so it starts while DHCP runs.
+  "$disk"/opt/tml/dropbear -F -E -R -s -p 22 -P /run/dropbear.pid 2>/run/dropbear.log &
+  ip link set eth0 up
+  if udhcpc -i eth0 -s /etc/udhcpc.sh -q -n -t 5 -T 1 >/run/udhcpc.log 2>&1; then
+    say "network up: $(ip -4 -o addr show eth0 | awk '{print $4}')"
+  else
+    say "no DHCP lease on eth0: $(tail -n 1 /run/udhcpc.log)"
+  fi
+  # dropbear listens (state 0A) on port 22 (0016), as /proc/net/tcp shows it.
+  if wait_for grep -q '^ *[0-9]*: [0-9A-F]*:0016 [0-9A-F]*:0000 0A' /proc/net/tcp; then
+    say "ssh server listening on port 22"
+  else
+    say "the ssh server did not start: $(tail -n 3 /run/dropbear.log)"
+  fi
+fi
 
 if ! wait_for puppet_port >/dev/null; then
   say "no virtio-serial port named @PORT_NAME@"
