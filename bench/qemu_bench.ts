@@ -13,7 +13,11 @@
  * - whole-job overhead: (queued -> terminated) minus (spawn -> QEMU exited) of that bare run,
  *   whose puppet gets the same workload and is told to shut down when it finishes, as the
  *   supervisor does (target <= 500 ms).
- * The overheads are differences of medians over interleaved runs (supervised, bare, ...).
+ * The overheads are medians of the differences within pairs of runs (supervised, then by hand),
+ * so that a change of the machine's load cancels out. A boot's own variation (hundreds of ms)
+ * still shows in them, so tml's own part is also measured directly: the time before QEMU starts,
+ * the time from the supervisor's "VM ready" log line to the switchboard's `ready`, and the
+ * phases after ready against the same phases by hand.
  *
  * Other engineers boot VMs on this machine: run it alone (`flock /tmp/tml-vm.lock ...`).
  */
@@ -35,6 +39,10 @@ import {
 
 const SUPERVISORS = 4;
 const THROUGHPUT_JOBS = 40;
+/**
+ * Pairs of runs (supervised, then by hand). A boot's time varies by several hundred ms from run
+ * to run, so the differences are rough; tml's own part is also measured directly.
+ */
 const OVERHEAD_RUNS = 5;
 const WORKLOAD = "true";
 /** The supervisor every overhead job is pinned to (by its own tag), so one process serves all. */
@@ -106,17 +114,18 @@ try {
   figure("  jobs per minute", warm.perMinute, "jobs/min", ">= 60", warm.perMinute >= 60);
 
   // Overheads: a job alone, then the same guest by hand, in turn.
-  const supervised: JobEvent[][] = [];
+  const supervised: EndedJob[] = [];
   const bare: BareTiming[] = [];
   const topLayer = `${dir}/s0/images/${blobPath(qemuLayerChain(manifest).at(-1)!.sha256)}`;
   let command: QemuCommand | undefined;
+  const cpuBefore = await cpuSnapshot();
   for (let run = 0; run < OVERHEAD_RUNS; run++) {
     const jobId = await enqueue(PINNED);
     // The first job's QEMU is read while it runs; every bare run replays that command.
     const capturing = command === undefined
       ? captureQemuCommand(`${dir}/s0/jobs/${jobId}`)
       : undefined;
-    supervised.push((await whenTerminated(jobId)).events);
+    supervised.push(await whenTerminated(jobId));
     command ??= await capturing!;
     bare.push(
       await runBareQemu({
@@ -128,44 +137,63 @@ try {
       }),
     );
   }
-  const toReady = supervised.map((events) => at(events, "ready") - at(events, "queued"));
-  const toEnd = supervised.map((events) => at(events, "terminated") - at(events, "queued"));
+  const overheadCpu = cpuDelta(cpuBefore, await cpuSnapshot());
+  const histories = supervised.map(({ events }) => events);
+  const toReady = histories.map((events) => at(events, "ready") - at(events, "queued"));
+  const toEnd = histories.map((events) => at(events, "terminated") - at(events, "queued"));
   const bareReady = bare.map((timing) => timing.readyMs);
   const bareEnd = bare.map((timing) => timing.exitedMs);
+  const pairs = (a: number[], b: number[]) => a.map((value, i) => value - b[i]);
   console.log(
     `\noverheads: ${OVERHEAD_RUNS} jobs alone on one supervisor, each followed by a run of ` +
-      `the same QEMU command by hand; medians`,
+      "the same QEMU command by hand; medians, overheads the median of the pairs' differences",
   );
   console.log(`  supervised queued -> ready:      ${runs(toReady)}`);
   console.log(`  by hand QEMU spawn -> ready:     ${runs(bareReady)}`);
-  const startOverhead = median(toReady) - median(bareReady);
+  const startOverhead = median(pairs(toReady, bareReady));
   figure("  job start overhead", startOverhead, "ms", "<= 300 ms", startOverhead <= 300);
   console.log(`  supervised queued -> terminated: ${runs(toEnd)}`);
   console.log(`  by hand QEMU spawn -> exited:    ${runs(bareEnd)}`);
-  const jobOverhead = median(toEnd) - median(bareEnd);
+  const jobOverhead = median(pairs(toEnd, bareEnd));
   figure("  whole-job overhead", jobOverhead, "ms", "<= 500 ms", jobOverhead <= 500);
-  const spread = Math.max(...bareEnd) - Math.min(...bareEnd);
   console.log(
-    `  (the by-hand runs of the same guest differ by up to ${spread.toFixed(0)} ms: the ` +
-      "overheads are known to about that, the phases below are tml's own part)",
+    `  differences of the pairs, start: ${runs(pairs(toReady, bareReady))}, whole job: ` +
+      `${runs(pairs(toEnd, bareEnd))}`,
   );
-  printPhases("  supervised, median phases", supervised);
-  const beforeQemu = supervised.map((events) =>
+
+  // tml's own part, without the boot's variation.
+  const beforeQemu = histories.map((events) =>
     at(events, "initializing/booting") - at(events, "queued")
   );
-  console.log(`  supervised queued -> QEMU starting (booting): ${runs(beforeQemu)}`);
+  const readyRelay = supervised.map(({ job, events }) =>
+    at(events, "ready") - logTime(supervisors[0], "VM ready", job.job_id)
+  );
+  const phases = histories.map(phasesOf);
+  const afterReady = (label: string) => median(phases.map((phase) => phase.get(label)!));
+  const bareWorkload = median(bare.map((t) => t.workloadFinishedMs - t.readyMs));
+  const bareShutdown = median(bare.map((t) => t.exitedMs - t.workloadFinishedMs));
+  const directStart = median(beforeQemu) + median(readyRelay);
+  const directJob = directStart + (afterReady("ready") - bareWorkload) +
+    (afterReady("terminating/shutting_down") - bareShutdown);
   console.log(
-    `  by hand, median phases: spawn -> ready ${median(bareReady).toFixed(0)} ms, ` +
-      `ready -> workload finished ${
-        median(bare.map((t) => t.workloadFinishedMs - t.readyMs)).toFixed(0)
-      } ms, workload finished -> exited ${
-        median(bare.map((t) => t.exitedMs - t.workloadFinishedMs)).toFixed(0)
-      } ms; QEMU CPU ${runs(bare.map((t) => t.qemuCpuMs))}`,
+    `  tml's own part measured directly: start ${directStart.toFixed(0)} ms = queued -> QEMU ` +
+      `starting (the booting event) ${runs(beforeQemu)} + the supervisor's "VM ready" -> ` +
+      `the switchboard's ready ${runs(readyRelay)}; whole job ${directJob.toFixed(0)} ms, adding ` +
+      `ready -> terminating ${afterReady("ready").toFixed(0)} ms vs ${bareWorkload.toFixed(0)} ` +
+      `ms by hand (the workload runs) and terminating -> terminated ` +
+      `${afterReady("terminating/shutting_down").toFixed(0)} ms vs ${bareShutdown.toFixed(0)} ` +
+      "ms by hand (the guest powers off)",
   );
-  const marks = [...bare[0].guestMarks.keys()].map((what) =>
-    `${what} ${median(bare.map((t) => t.guestMarks.get(what) ?? NaN)).toFixed(0)} ms`
+  printPhases("  supervised, median phases", histories);
+  console.log(
+    `  by hand: QEMU CPU ${runs(bare.map((t) => t.qemuCpuMs))}; the guest's console, median ` +
+      `uptime: ${
+        [...bare[0].guestMarks.keys()].map((what) =>
+          `${what} ${median(bare.map((t) => t.guestMarks.get(what) ?? NaN)).toFixed(0)} ms`
+        ).join(", ")
+      }`,
   );
-  console.log(`  by hand, the guest's console (median uptime): ${marks.join(", ")}`);
+  console.log(`  ${describeCpu(overheadCpu)}`);
 } finally {
   for (const supervisor of supervisors) await supervisor.kill();
   await spine.stop();
@@ -250,6 +278,8 @@ interface CpuSnapshot {
   supervisorsMs: number;
   childrenMs: number;
   switchboardMs: number;
+  /** This process's own CPU time and its reaped children's (the by-hand QEMU). */
+  benchMs: number;
 }
 
 async function cpuSnapshot(): Promise<CpuSnapshot> {
@@ -259,12 +289,14 @@ async function cpuSnapshot(): Promise<CpuSnapshot> {
   const total = ticks.slice(0, 8).reduce((sum, value) => sum + value, 0);
   const idle = ticks[3] + ticks[4];
   const perSupervisor = await Promise.all(supervisors.map(({ pid }) => processCpu(pid)));
+  const self = await processCpu("self");
   return {
     busyMs: (total - idle) * 10,
     totalMs: total * 10,
     supervisorsMs: perSupervisor.reduce((sum, cpu) => sum + cpu.ownMs, 0),
     childrenMs: perSupervisor.reduce((sum, cpu) => sum + cpu.childrenMs, 0),
     switchboardMs: (await processCpu(spine.switchboard.pid)).ownMs,
+    benchMs: self.ownMs + self.childrenMs,
   };
 }
 
@@ -276,23 +308,42 @@ function cpuDelta(before: CpuSnapshot, after: CpuSnapshot): CpuSnapshot {
     supervisorsMs: delta("supervisorsMs"),
     childrenMs: delta("childrenMs"),
     switchboardMs: delta("switchboardMs"),
+    benchMs: delta("benchMs"),
   };
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** Where the CPU went: the machine's busy share, split by process. */
+function describeCpu(cpu: CpuSnapshot): string {
+  const rest = cpu.busyMs - cpu.childrenMs - cpu.supervisorsMs - cpu.switchboardMs - cpu.benchMs;
+  return `CPU: ${(100 * cpu.busyMs / cpu.totalMs).toFixed(0)}% of ` +
+    `${navigator.hardwareConcurrency} cores busy; the supervisors' QEMU and qemu-img ` +
+    `${seconds(cpu.childrenMs)}, the supervisors ${seconds(cpu.supervisorsMs)}, the switchboard ` +
+    `${seconds(cpu.switchboardMs)}, this bench and its QEMU ${seconds(cpu.benchMs)}, the rest ` +
+    `(PostgreSQL, the image store, other users) ${seconds(rest)}`;
 }
 
 /** Where the CPU went during a run, and the rate the QEMU CPU time per job allows. */
 function printCpu(run: { count: number; cpu: CpuSnapshot }): void {
   const { cpu, count } = run;
-  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   const qemuPerJob = cpu.childrenMs / count;
-  const other = cpu.busyMs - cpu.childrenMs - cpu.supervisorsMs - cpu.switchboardMs;
   console.log(
-    `  CPU: ${(100 * cpu.busyMs / cpu.totalMs).toFixed(0)}% of ` +
-      `${navigator.hardwareConcurrency} cores busy; QEMU and qemu-img ${s(cpu.childrenMs)} ` +
-      `(${s(qemuPerJob)} a job), supervisors ${s(cpu.supervisorsMs)}, switchboard ` +
-      `${s(cpu.switchboardMs)}, the rest (PostgreSQL, this bench, other users) ${s(other)}; ` +
-      `${navigator.hardwareConcurrency} cores at ${s(qemuPerJob)} a job allow ` +
+    `  ${describeCpu(cpu)}; QEMU ${seconds(qemuPerJob)} a job, at which ` +
+      `${navigator.hardwareConcurrency} cores allow ` +
       `${(navigator.hardwareConcurrency * 60_000 / qemuPerJob).toFixed(1)} jobs/min`,
   );
+}
+
+/** When `process` logged `message` for the job, in ms since the epoch (log lines start with it). */
+function logTime(process: TmlProcess, message: string, jobId: string): number {
+  const line = process.stderr.split("\n").find((line) =>
+    line.includes(` ${message} `) && line.includes(`job_id=${jobId}`)
+  );
+  if (line === undefined) throw new Error(`no "${message}" for job ${jobId} in the log`);
+  return Date.parse(line.slice(0, line.indexOf(" ")));
 }
 
 interface EndedJob {
