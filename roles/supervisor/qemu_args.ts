@@ -32,10 +32,12 @@ export function templateAttachesDisk(template: string[]): boolean {
 /**
  * The machine when a site sets no `qemu_args`: software emulation of the most capable CPU model
  * (under TCG its features cost nothing, and the guest's programs start faster with them,
- * measured), one CPU, 512 MiB, no network. KVM is never chosen by itself: a `/dev/kvm` that opens
- * can still be unusable (nested setups abort with "failed to set MSR" or hang the guest, seen on
- * these machines), so a site with working KVM says so in `qemu_args`.
+ * measured), one CPU, 512 MiB. No network option: the driver adds the network (none, or a user
+ * network forwarding the exposed ports) by the rule in `qemu_network.ts`. KVM is never chosen by
+ * itself: a `/dev/kvm` that opens can still be unusable (nested setups abort with "failed to set
+ * MSR" or hang the guest, seen on these machines), so a site with working KVM says so in
+ * `qemu_args`.
  */
 export function defaultQemuArgs(): string[] {
-  return ["-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512", "-nic", "none"];
+  return ["-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512"];
 }

@@ -18,8 +18,12 @@ export const QemuSupervisorConfig = SupervisorConfig.extend({
   /**
    * The machine's QEMU arguments, a template: `{job_id}`, `{job_workdir}`, `{main_disk_image}`,
    * `{state_dir}` and the start script's variables are filled in per job. tml adds what it
-   * needs itself (console, QMP, the puppet's channel and secret, the boot method), and attaches
-   * the job's disk as virtio unless an argument names `{main_disk_image}`.
+   * needs itself (console, QMP, the puppet's channel and secret, the boot method), attaches
+   * the job's disk as virtio unless an argument names `{main_disk_image}`, and gives the VM its
+   * network unless an argument is `-nic`, `-netdev` or `-net`: with a `rendezvous` server, a
+   * user network (restricted: no way out) forwarding each `rendezvous_services` port from a free
+   * port on 127.0.0.1; else none. A template with its own network (`-nic none` included) gets
+   * no more, and its guests' ports are reachable only through its own user-network forwards.
    */
   qemu_args: z.preprocess(
     parseJsonList,

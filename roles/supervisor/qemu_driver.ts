@@ -7,6 +7,10 @@
  * and the puppet's channel. Two boot styles: tml's kernel-boot manifest extension (QEMU loads
  * the image's kernel and initrd blobs), and Treadmill's UEFI disk images (OVMF firmware).
  *
+ * A VM has no network unless the site's `qemu_args` gives it one or the supervisor exposes guest
+ * ports (its rendezvous services): then QEMU's user network forwards each from a free port on
+ * 127.0.0.1, which `hostAddress` tells while the job runs (`qemu_network.ts` has the rule).
+ *
  * The puppet inside reaches the supervisor over a virtio-serial port named
  * `PUPPET_VIRTIO_PORT_NAME`, backed by a unix socket in the job directory, and reads its per-job
  * secret from the fw_cfg file `PUPPET_FW_CFG_SECRET`: the secret never appears on a command line
@@ -26,7 +30,6 @@ import {
   blobPath,
   type BlobStore,
   DirectoryBackend,
-  type FetchProgress,
   type ImageFetcher,
   imageKindOf,
   type ImageManifest,
@@ -37,6 +40,7 @@ import { requireProgram } from "../../lib/system_packages.ts";
 import { QEMU_IMG, QEMU_SYSTEM, requireOvmf } from "../../lib/qemu_programs.ts";
 import { ConsoleFollower } from "./console_follower.ts";
 import {
+  type HostAddress,
   type HostDriver,
   type HostEvents,
   HostStartError,
@@ -47,6 +51,8 @@ import { generatePuppetSecret, PuppetChannel } from "./puppet_channel.ts";
 import { killProcesses } from "./process_marks.ts";
 import { defaultQemuArgs, expandQemuArgs, templateAttachesDisk } from "./qemu_args.ts";
 import { createOverlay, validateLayerChain } from "./qemu_disk.ts";
+import { fetchJobImage } from "./qemu_image_fetch.ts";
+import { networkArgs, readHostForwards } from "./qemu_network.ts";
 import { QmpClient } from "./qemu_qmp.ts";
 import { runStartScript } from "./start_script.ts";
 import { SiteCacheCheck } from "./site_cache_check.ts";
@@ -64,6 +70,12 @@ export interface QemuDriverOptions {
   qemuImgBinary?: string;
   /** The machine's arguments, a template (`qemu_args.ts`); default `defaultQemuArgs()`. */
   qemuArgs?: string[];
+  /**
+   * The guest's TCP ports the supervisor reaches (its `rendezvous_services`): each VM forwards
+   * them from free ports on 127.0.0.1, which `hostAddress` tells (`qemu_network.ts`). None:
+   * the VM has no network unless `qemuArgs` gives it one.
+   */
+  exposedPorts?: number[];
   /** Run before each VM starts; its `tml-set-variable:` lines add template variables. */
   startScript?: string;
   /** Size the job's disk is extended to; images with a larger disk are refused. */
@@ -78,14 +90,19 @@ export interface QemuDriverOptions {
 /** A unix socket path holds at most 107 bytes. */
 const MAX_SOCKET_PATH = 107;
 const CONSOLE_TAIL_BYTES = 2_000;
-/** Fetch progress goes to the switchboard at most this often. */
-const FETCH_PROGRESS_INTERVAL_MS = 1_000;
+/**
+ * How far back a panic's first line is looked for: the call trace and registers after it take
+ * 2-3 KB, more when the stack holds stale frames (a 2 KB window missed it, seen).
+ */
+const PANIC_WINDOW_BYTES = 16_000;
 
 export class QemuDriver implements HostDriver {
   readonly name = "qemu";
   readonly #log: Logger;
   /** Job directories of the VMs this driver runs now; anything else under jobs/ is left over. */
   readonly #active = new Set<string>();
+  /** The VMs that started, by job id, until they are stopped. */
+  readonly #hosts = new Map<string, QemuHost>();
   #programs?: Promise<QemuPrograms>;
   readonly #siteCache: SiteCacheCheck;
 
@@ -129,12 +146,19 @@ export class QemuDriver implements HostDriver {
         ? error
         : new HostStartError(`Cannot start a VM: ${(error as Error).message}`, error);
     }
+    this.#hosts.set(job.job_id, host);
     return {
       stop: async (reason) => {
         await host.stop(reason);
+        this.#hosts.delete(job.job_id);
         this.#active.delete(dir);
       },
     };
+  }
+
+  /** The forward of the guest's `port` while the job's VM runs (none once it is stopping). */
+  hostAddress(jobId: string, port: number): HostAddress | undefined {
+    return this.#hosts.get(jobId)?.hostAddress(port);
   }
 
   async listLeftovers(): Promise<Leftover[]> {
@@ -216,6 +240,8 @@ class QemuHost {
   #ready = false;
   #bootTimer?: ReturnType<typeof setTimeout>;
   #stopping?: Promise<void>;
+  /** Where the supervisor reaches the guest's ports, by guest port, once QEMU runs. */
+  #forwards = new Map<number, HostAddress>();
 
   constructor(
     private readonly job: JobSpec,
@@ -230,7 +256,14 @@ class QemuHost {
     const stopped = () => {
       if (signal.aborted) throw new HostStartError("Cannot start a VM: the job was stopped");
     };
-    const manifest = await this.#fetchImage(signal);
+    const manifest = await fetchJobImage({
+      jobId: this.job.job_id,
+      imageId: this.job.image_id,
+      store: this.options.store,
+      fetcher: this.options.fetcher,
+      progress: (message) => this.events.progress("fetching_image", message),
+      log: this.log,
+    }, signal);
     stopped();
     this.events.progress("allocating", "checking the image and preparing the job's disk");
     const programs = await findPrograms;
@@ -271,6 +304,7 @@ class QemuHost {
       "-name",
       `tml-${this.job.job_id}`,
       ...machine,
+      ...networkArgs(template, this.options.exposedPorts ?? []),
       "-display",
       "none",
       "-monitor",
@@ -295,55 +329,14 @@ class QemuHost {
         ? []
         : ["-drive", `file=${overlay},format=qcow2,if=virtio`]),
     ];
-    this.#spawn(programs.qemu, args, secret, puppetSocket);
+    const qemu = this.#spawn(programs.qemu, args, secret, puppetSocket);
+    if ((this.options.exposedPorts ?? []).length > 0) {
+      this.#forwards = await readHostForwards(`${this.dir}/qmp.sock`, qemu.status) ?? new Map();
+    }
   }
 
-  /** Brings the image into the site cache, reporting progress; returns its manifest. */
-  async #fetchImage(signal: AbortSignal): Promise<ImageManifest> {
-    const imageId = this.job.image_id;
-    const store = this.options.store;
-    const fetcher = this.options.fetcher;
-    const invalid = (error: Error) =>
-      new HostStartError(
-        `Cannot start a VM: image "${imageId}" is invalid: ${error.message}`,
-        error,
-      );
-    if (fetcher === undefined) {
-      const manifest = await store.readManifest(imageId).catch((error) => {
-        throw invalid(error);
-      });
-      if (manifest === undefined) {
-        throw new HostStartError(
-          `Cannot start a VM: image "${imageId}" is not in the site cache (and this supervisor ` +
-            "has no image store to fetch it from)",
-        );
-      }
-      return manifest;
-    }
-    this.events.progress("fetching_image", `fetching image ${imageId}`);
-    let lastReport = 0;
-    const onProgress = (progress: FetchProgress) => {
-      const now = Date.now();
-      if (now - lastReport < FETCH_PROGRESS_INTERVAL_MS || signal.aborted) return;
-      lastReport = now;
-      this.events.progress("fetching_image", describeFetch(progress));
-    };
-    const started = performance.now();
-    try {
-      const manifest = await abortable(fetcher.fetchImage(imageId, onProgress), signal);
-      this.log.info("image in the site cache", {
-        job_id: this.job.job_id,
-        image_id: imageId,
-        fetch_ms: Math.round(performance.now() - started),
-      });
-      return manifest;
-    } catch (error) {
-      if (signal.aborted) throw new HostStartError("Cannot start a VM: the job was stopped");
-      throw new HostStartError(
-        `Cannot fetch image "${imageId}" into the site cache: ${(error as Error).message}`,
-        error,
-      );
-    }
+  hostAddress(port: number): HostAddress | undefined {
+    return this.#stopping === undefined ? this.#forwards.get(port) : undefined;
   }
 
   #bootPlan(manifest: ImageManifest): BootPlan {
@@ -418,7 +411,12 @@ class QemuHost {
     ];
   }
 
-  #spawn(qemuBinary: string, args: string[], secret: string, puppetSocket: string): void {
+  #spawn(
+    qemuBinary: string,
+    args: string[],
+    secret: string,
+    puppetSocket: string,
+  ): Deno.ChildProcess {
     const channel = new PuppetChannel({
       secret,
       job: {
@@ -498,7 +496,7 @@ class QemuHost {
         });
         return;
       }
-      const panicked = tail.includes("Kernel panic");
+      const panicked = (await this.#consoleTail(PANIC_WINDOW_BYTES)).includes("Kernel panic");
       this.events.hostLost({
         kind: panicked || !status.success ? "crashed" : "exited",
         message: panicked
@@ -506,6 +504,7 @@ class QemuHost {
           : `QEMU ${describeStatus(status)} (the guest powered off or died)`,
       });
     });
+    return qemu;
   }
 
   /** Connects to the puppet's socket (QEMU creates it shortly after it starts) and serves it. */
@@ -536,9 +535,9 @@ class QemuHost {
     }
   }
 
-  async #consoleTail(): Promise<string> {
+  async #consoleTail(bytes = CONSOLE_TAIL_BYTES): Promise<string> {
     const text = await Deno.readTextFile(`${this.dir}/console.log`).catch(() => "");
-    return text.slice(-CONSOLE_TAIL_BYTES).trim();
+    return text.slice(-bytes).trim();
   }
 
   /** Ends the VM and removes the job directory; later calls wait for the first. */
@@ -594,22 +593,6 @@ function blobsOf(plan: BootPlan): string[] {
   const disk = plan.disk?.chain.map((layer) => layer.sha256) ?? [];
   if (plan.kind === "uefi") return disk;
   return [plan.kernel, ...(plan.initrd === undefined ? [] : [plan.initrd]), ...disk];
-}
-
-function describeFetch(progress: FetchProgress): string {
-  const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
-  return `fetching image: ${mb(progress.bytesDone)} of ${mb(progress.bytesTotal)} MB, ` +
-    `${progress.blobsDone} of ${progress.blobsTotal} blobs`;
-}
-
-/** Rejects as soon as `signal` aborts; the work itself goes on (a shared download may be reused). */
-function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error("aborted"));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error("aborted"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 function describeStatus(status: Deno.CommandStatus): string {

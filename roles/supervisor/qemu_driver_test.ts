@@ -7,6 +7,7 @@
 import {
   assert,
   assertEquals,
+  assertMatch,
   assertRejects,
   assertStringIncludes,
 } from "../../lib/testing/asserts.ts";
@@ -71,6 +72,8 @@ qemuTest(
       const job = jobSpec(null);
       await driver.start(job, events, new AbortController().signal);
       await events.waitFor("ready", BOOT_TIMEOUT_MS);
+      // Without exposed ports the VM has no network: nothing to reach.
+      assertEquals(driver.hostAddress(job.job_id, 22), undefined);
       const pid = await qemuPid(stateDir, job.job_id);
       Deno.kill(pid, "SIGKILL");
       const { loss } = await events.waitFor("hostLost", 10_000);
@@ -199,6 +202,30 @@ qemuTest(
       );
       assertStringIncludes(error.message, `image "${"0".repeat(64)}" is not in the site cache`);
       assert(!await exists(`${stateDir}/jobs/${job.job_id}`));
+    }),
+);
+
+qemuTest(
+  "QemuDriver forwards the exposed ports from free host ports, until the job stops",
+  () =>
+    withDriver({ exposedPorts: [22] }, async (driver) => {
+      const events = new HostEventLog();
+      const job = jobSpec(null);
+      const host = await driver.start(job, events, new AbortController().signal);
+      await events.waitFor("ready", BOOT_TIMEOUT_MS);
+      const address = driver.hostAddress(job.job_id, 22);
+      assertEquals(address?.hostname, "127.0.0.1");
+      // The guest's own SSH server answers there, up before its puppet was ready.
+      const conn = await Deno.connect(address!);
+      const banner = new Uint8Array(64);
+      const count = await conn.read(banner);
+      conn.close();
+      assertMatch(new TextDecoder().decode(banner.subarray(0, count ?? 0)), /^SSH-2\.0-dropbear/);
+      assertEquals(driver.hostAddress(job.job_id, 80), undefined, "port 80 is not exposed");
+      assertEquals(driver.hostAddress(crypto.randomUUID(), 22), undefined, "no such job");
+      await host.stop("test ended");
+      assertEquals(driver.hostAddress(job.job_id, 22), undefined);
+      await assertRejects(() => Deno.connect(address!), Deno.errors.ConnectionRefused);
     }),
 );
 

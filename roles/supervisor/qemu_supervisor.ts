@@ -22,6 +22,10 @@ export async function runQemuSupervisor(sources: SupervisorConfigSources): Promi
     qemuBinary: config.qemu_binary,
     qemuImgBinary: config.qemu_img_binary,
     qemuArgs: config.qemu_args,
+    // Only a rendezvous server reaches the guests' services: without one they get no network.
+    exposedPorts: config.rendezvous === undefined
+      ? []
+      : config.rendezvous_services.map((service) => service.port),
     startScript: config.start_script,
     workingDiskMaxBytes: config.working_disk_max_bytes,
     bootTimeoutMs: config.ready_timeout,
