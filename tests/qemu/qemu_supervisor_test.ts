@@ -17,6 +17,11 @@ import {
 } from "../support/spine.ts";
 import { runTml, TmlProcess } from "../support/tml_process.ts";
 import { testGuest } from "../support/test_guest.ts";
+import {
+  pushImage,
+  qemuProcessesOf,
+  startQemuSupervisor as startSupervisorProcess,
+} from "../support/qemu_supervisor.ts";
 import { type RunningStore, startImageStore } from "../image_store/store_harness.ts";
 import { startValveProxy, type ValveProxy } from "../support/valve_proxy.ts";
 import type { TestGuest } from "../../images/test_guest/build.ts";
@@ -38,29 +43,14 @@ interface Testbed {
   supervisor?: TmlProcess;
 }
 
-async function startQemuSupervisor(bed: Testbed): Promise<TmlProcess> {
-  const tokenFile = `${bed.dir}/supervisor.token`;
-  await Deno.writeTextFile(tokenFile, bed.supervisorToken, { mode: 0o600 });
-  const supervisor = TmlProcess.start([
-    "supervisor",
-    "qemu",
-    "--switchboard",
-    bed.spine.url,
-    "--image-store",
-    bed.valve.url,
-    "--id",
-    bed.supervisorId,
-    "--token-file",
-    tokenFile,
-    "--state-dir",
-    `${bed.dir}/supervisor`,
-    "--ready-timeout",
-    "2m",
-    "--heartbeat-interval",
-    "1s",
-  ]);
-  await supervisor.waitFor(/connected to the switchboard/, 60_000);
-  return supervisor;
+function startQemuSupervisor(bed: Testbed): Promise<TmlProcess> {
+  return startSupervisorProcess({
+    switchboard: bed.spine.url,
+    imageStore: bed.valve.url,
+    supervisorId: bed.supervisorId,
+    token: bed.supervisorToken,
+    dir: bed.dir,
+  });
 }
 
 /** `tml ARGS` as the job's owner would run it; fails the test unless it exits `expectCode`. */
@@ -79,19 +69,6 @@ async function enqueue(bed: Testbed, extra: string[]): Promise<string> {
 
 function terminated(bed: Testbed, jobId: string): Promise<Record<string, unknown>> {
   return waitForJob(bed.spine, bed.token, jobId, (job) => job.state === "terminated", BOOT_MS);
-}
-
-/** QEMU processes whose command line names this testbed's directory. */
-async function qemuProcessesOf(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
-    if (cmdline.split("\0")[0].includes("qemu-system") && cmdline.includes(dir)) {
-      pids.push(Number(entry.name));
-    }
-  }
-  return pids;
 }
 
 async function jobDirectories(bed: Testbed): Promise<string[]> {
@@ -155,18 +132,7 @@ Deno.test({
       supervisorToken: registered.token,
     };
     try {
-      const pushed = JSON.parse(
-        (await runTml([
-          "image",
-          "push",
-          guest.storeDir,
-          "--store",
-          store.url,
-          "--token-file",
-          store.tokenFile,
-        ])).stdout,
-      );
-      assertEquals(pushed.image_id, guest.imageId);
+      await pushImage(guest, store);
       bed.supervisor = await startQemuSupervisor(bed);
 
       await t.step("a workload with parameters succeeds; its output is the job's log", async () => {

@@ -13,7 +13,7 @@ import {
 import { Buffer } from "node:buffer";
 import { UserCloseCode } from "../../lib/protocol/rendezvous.ts";
 import { WebSocketClosedError } from "../../lib/net/ws_bytes.ts";
-import { api, waitForJob } from "../support/spine.ts";
+import { api } from "../support/spine.ts";
 import { freePort, TmlProcess } from "../support/tml_process.ts";
 import { readUntil, startTestbed, type Testbed } from "./testbed.ts";
 
@@ -74,7 +74,7 @@ Deno.test({
       });
 
       await t.step("ssh -p to the public port works too", async () => {
-        const key = `${testbed.owner.home}/.config/tml/ssh/id_ed25519`;
+        const key = testbed.ownerKey;
         const output = await new Deno.Command("ssh", {
           args: [
             ...BATCH,
@@ -195,7 +195,7 @@ Deno.test({
               "-o",
               "LogLevel=ERROR",
               "-i",
-              `${testbed.owner.home}/.config/tml/ssh/id_ed25519`,
+              testbed.ownerKey,
               "-p",
               String(local),
               `${user}@127.0.0.1`,
@@ -364,25 +364,7 @@ Deno.test({
         const token = await testbed.userToken(jobA);
         const canceled = await testbed.tml(["job", "cancel", jobA]);
         assertEquals(canceled.code, 0, canceled.stderr);
-        const ended = await waitForJob(
-          testbed.spine,
-          testbed.owner.token,
-          jobA,
-          (job) => job.state === "terminated",
-          30_000,
-        );
-        assertEquals(ended.ssh_endpoints, []);
-        const deadline = Date.now() + 10_000;
-        let refused = false;
-        while (!refused && Date.now() < deadline) {
-          try {
-            (await Deno.connect({ hostname: "127.0.0.1", port: endpointA.port })).close();
-            await new Promise((resolve) => setTimeout(resolve, 50));
-          } catch (error) {
-            refused = error instanceof Deno.errors.ConnectionRefused;
-          }
-        }
-        assert(refused, "the public port refuses connections");
+        await testbed.assertEndpointGone(jobA, endpointA.port);
         const gone = await refusal(testbed, jobA, alpha.sshd.port, token);
         assertEquals(gone.code, UserCloseCode.notFound);
         const late = await api(

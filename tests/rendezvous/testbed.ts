@@ -3,8 +3,12 @@
  * `tml rendezvous serve` process, `tml supervisor local` processes that dial it through a TCP
  * relay the test can cut, a real sshd per supervisor as its jobs' SSH service, and a user with a
  * scratch HOME whose CLI makes its own SSH key at enqueue.
+ *
+ * `startRendezvousSite` is the part without supervisors (the rendezvous server, the users and
+ * their CLI), for tests that bring their own, such as `tml supervisor qemu` in
+ * `qemu_ssh_test.ts`.
  */
-import { assertEquals } from "../../lib/testing/asserts.ts";
+import { assert, assertEquals } from "../../lib/testing/asserts.ts";
 import { type ByteStream, splice } from "../../lib/net/splice.ts";
 import { WebSocketBytes } from "../../lib/net/ws_bytes.ts";
 import {
@@ -99,7 +103,8 @@ export interface Host {
   tag: string;
 }
 
-export interface Testbed {
+/** A rendezvous server beside a switchboard, and users whose CLI reaches both. */
+export interface RendezvousSite {
   spine: Spine;
   rendezvous: TmlProcess;
   /** `http://127.0.0.1:PORT` of the rendezvous server. */
@@ -109,25 +114,41 @@ export interface Testbed {
   owner: { token: string; env: Record<string, string>; home: string };
   /** Another user, who may not reach the owner's jobs. */
   stranger: { token: string };
-  hosts: Host[];
+  /** What a supervisor needs in its environment to trust the server (TLS: `DENO_CERT`). */
+  trust: Record<string, string>;
   /** Runs `tml ARGS` as the owner. */
   tml(args: string[]): Promise<TmlRunResult>;
-  /** Enqueues a long-running job on a host as the owner (CLI, so it adds tml's key). */
-  enqueue(host: Host): Promise<string>;
+  /** The path of the SSH key tml made for the owner at their first enqueue. */
+  ownerKey: string;
   /** Waits until the job's status lists an SSH endpoint; returns it. */
   sshEndpoint(jobId: string): Promise<{ host: string; port: number }>;
   /** A user token for the job, as the owner. */
   userToken(jobId: string, expiresIn?: string): Promise<string>;
   /** Opens the user websocket to a job's port. */
   dial(jobId: string, port: number, token: string): Promise<WebSocketBytes>;
+  /**
+   * Waits until the job has terminated, asserts that its status lists no endpoint any more and
+   * that its public port refuses connections (within 10 s).
+   */
+  assertEndpointGone(jobId: string, port: number): Promise<void>;
+  /** Stops the rendezvous server and removes the users' files (not the spine). */
   stop(): Promise<void>;
 }
 
-export interface TestbedOptions {
-  hosts: string[];
+export interface Testbed extends RendezvousSite {
+  hosts: Host[];
+  /** Enqueues a long-running job on a host as the owner (CLI, so it adds tml's key). */
+  enqueue(host: Host): Promise<string>;
+}
+
+export interface RendezvousSiteOptions {
   rendezvousArgs: string[];
   /** Serve TLS (websockets and data port) with a fresh self-signed certificate. */
   tls?: boolean;
+}
+
+export interface TestbedOptions extends RendezvousSiteOptions {
+  hosts: string[];
 }
 
 /** A self-signed certificate for 127.0.0.1; processes trust it through `DENO_CERT`. */
@@ -164,9 +185,15 @@ async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: 
   return { cert, key };
 }
 
-export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
-  const spine = await startSpine(["--keepalive-interval", "500ms"]);
-  const cleanup: Array<() => Promise<void> | void> = [() => spine.stop()];
+/**
+ * Starts a rendezvous server on `spine` (`--port-range` of 20 free ports, listening on
+ * 127.0.0.1) and creates the owner and a stranger, each with a token.
+ */
+export async function startRendezvousSite(
+  spine: Spine,
+  options: RendezvousSiteOptions,
+): Promise<RendezvousSite> {
+  const cleanup: Array<() => Promise<void> | void> = [];
   try {
     const home = await Deno.makeTempDir({ prefix: "tml-rdv-home-" });
     cleanup.push(() => Deno.remove(home, { recursive: true }));
@@ -199,79 +226,17 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
       TML_API_TOKEN: owner.token,
       ...trust,
     };
-
-    const chargen = startChargen();
-    cleanup.push(() => chargen.close());
-    const hosts: Host[] = [];
-    for (const name of options.hosts) {
-      const sshd = await startSshd(name);
-      cleanup.push(() => sshd.stop());
-      // TLS passes through the relay untouched: the supervisor still checks the certificate.
-      const relay = startRelay(Number(new URL(rendezvousUrl).port));
-      cleanup.push(() => relay.close());
-      const tag = `host:${name}`;
-      const registered = await registerSupervisor(spine, `sup-${name}`, [tag]);
-      const dir = await Deno.makeTempDir({ prefix: `tml-rdv-sup-${name}-` });
-      cleanup.push(() => Deno.remove(dir, { recursive: true }));
-      await Deno.writeTextFile(`${dir}/token`, registered.token, { mode: 0o600 });
-      const supervisor = TmlProcess.start([
-        "supervisor",
-        "local",
-        "--switchboard",
-        spine.url,
-        "--id",
-        registered.supervisorId,
-        "--token-file",
-        `${dir}/token`,
-        "--state-dir",
-        dir,
-        "--rendezvous",
-        `${new URL(rendezvousUrl).protocol}//127.0.0.1:${relay.port}`,
-        "--rendezvous-services",
-        `ssh=${sshd.port},chargen=${chargen.port}`,
-      ], { env: trust });
-      cleanup.push(async () => void await supervisor.kill());
-      hosts.push({
-        supervisor,
-        supervisorId: registered.supervisorId,
-        token: registered.token,
-        sshd,
-        chargenPort: chargen.port,
-        relay,
-        tag,
-      });
-    }
-    for (const host of hosts) {
-      await host.supervisor.waitFor(/connected to the switchboard/);
-      await host.supervisor.waitFor(/connected to the rendezvous server/);
-    }
-
     const tml = (args: string[]) => runTml(args, { env });
-    const testbed: Testbed = {
+    const site: RendezvousSite = {
       spine,
       rendezvous,
       rendezvousUrl,
       portRange,
       owner: { token: owner.token, env, home },
       stranger: { token: stranger.token },
-      hosts,
+      trust,
       tml,
-      async enqueue(host) {
-        const result = await tml([
-          "job",
-          "enqueue",
-          TEST_IMAGE_ID,
-          "--tag-config",
-          host.tag,
-          "--workload",
-          "sleep 600",
-        ]);
-        assertEquals(result.code, 0, result.stderr);
-        // The key tml made for this user at its first enqueue: the job's host accepts it.
-        const key = await Deno.readTextFile(`${home}/.config/tml/ssh/id_ed25519.pub`);
-        await host.sshd.authorize([key.trim()]);
-        return JSON.parse(result.stdout).job_id;
-      },
+      ownerKey: `${home}/.config/tml/ssh/id_ed25519`,
       async sshEndpoint(jobId) {
         const job = await waitForJob(
           spine,
@@ -299,11 +264,113 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
           headers: { authorization: `Bearer ${token}` },
         });
       },
+      async assertEndpointGone(jobId, port) {
+        const ended = await waitForJob(
+          spine,
+          owner.token,
+          jobId,
+          (job) => job.state === "terminated",
+          30_000,
+        );
+        assertEquals(ended.ssh_endpoints, []);
+        const deadline = Date.now() + 10_000;
+        let refused = false;
+        while (!refused && Date.now() < deadline) {
+          try {
+            (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          } catch (error) {
+            refused = error instanceof Deno.errors.ConnectionRefused;
+          }
+        }
+        assert(refused, "the public port refuses connections");
+      },
       async stop() {
         for (const step of cleanup.reverse()) await step();
       },
     };
-    return testbed;
+    return site;
+  } catch (error) {
+    for (const step of cleanup.reverse()) await Promise.resolve(step()).catch(() => {});
+    throw error;
+  }
+}
+
+export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
+  const spine = await startSpine(["--keepalive-interval", "500ms"]);
+  const cleanup: Array<() => Promise<void> | void> = [() => spine.stop()];
+  try {
+    const site = await startRendezvousSite(spine, options);
+    cleanup.push(() => site.stop());
+    const chargen = startChargen();
+    cleanup.push(() => chargen.close());
+    const hosts: Host[] = [];
+    for (const name of options.hosts) {
+      const sshd = await startSshd(name);
+      cleanup.push(() => sshd.stop());
+      // TLS passes through the relay untouched: the supervisor still checks the certificate.
+      const relay = startRelay(Number(new URL(site.rendezvousUrl).port));
+      cleanup.push(() => relay.close());
+      const tag = `host:${name}`;
+      const registered = await registerSupervisor(spine, `sup-${name}`, [tag]);
+      const dir = await Deno.makeTempDir({ prefix: `tml-rdv-sup-${name}-` });
+      cleanup.push(() => Deno.remove(dir, { recursive: true }));
+      await Deno.writeTextFile(`${dir}/token`, registered.token, { mode: 0o600 });
+      const supervisor = TmlProcess.start([
+        "supervisor",
+        "local",
+        "--switchboard",
+        spine.url,
+        "--id",
+        registered.supervisorId,
+        "--token-file",
+        `${dir}/token`,
+        "--state-dir",
+        dir,
+        "--rendezvous",
+        `${new URL(site.rendezvousUrl).protocol}//127.0.0.1:${relay.port}`,
+        "--rendezvous-services",
+        `ssh=${sshd.port},chargen=${chargen.port}`,
+      ], { env: site.trust });
+      cleanup.push(async () => void await supervisor.kill());
+      hosts.push({
+        supervisor,
+        supervisorId: registered.supervisorId,
+        token: registered.token,
+        sshd,
+        chargenPort: chargen.port,
+        relay,
+        tag,
+      });
+    }
+    for (const host of hosts) {
+      await host.supervisor.waitFor(/connected to the switchboard/);
+      await host.supervisor.waitFor(/connected to the rendezvous server/);
+    }
+
+    return {
+      ...site,
+      hosts,
+      async enqueue(host) {
+        const result = await site.tml([
+          "job",
+          "enqueue",
+          TEST_IMAGE_ID,
+          "--tag-config",
+          host.tag,
+          "--workload",
+          "sleep 600",
+        ]);
+        assertEquals(result.code, 0, result.stderr);
+        // The key tml made for this user at its first enqueue: the job's host accepts it.
+        const key = await Deno.readTextFile(`${site.ownerKey}.pub`);
+        await host.sshd.authorize([key.trim()]);
+        return JSON.parse(result.stdout).job_id;
+      },
+      async stop() {
+        for (const step of cleanup.reverse()) await step();
+      },
+    };
   } catch (error) {
     for (const step of cleanup.reverse()) await Promise.resolve(step()).catch(() => {});
     throw error;
