@@ -56,6 +56,8 @@ const WANTED_MODULES = [
   "button",
 ];
 export const KERNEL_CMDLINE = "console=ttyS0 panic=-1 quiet";
+/** The user `tml job ssh` logs in as (the puppet's default `--ssh-user`). */
+const TML_USER = { uid: 1000, gid: 1000 };
 
 export interface TestGuest {
   imageId: string;
@@ -345,7 +347,8 @@ async function initramfsEntries(
     ),
     { kind: "dir", path: "root", mode: 0o700 },
     { kind: "dir", path: "home" },
-    { kind: "dir", path: "home/tml" },
+    // The SSH user's home is theirs; the puppet makes ~/.ssh in it, owned by them too.
+    { kind: "dir", path: "home/tml", owner: TML_USER },
     { kind: "char", path: "dev/console", major: 5, minor: 1 },
     {
       kind: "file",
@@ -357,9 +360,12 @@ async function initramfsEntries(
     {
       kind: "file",
       path: "etc/passwd",
-      data: text("root:x:0:0:root:/root:/bin/sh\ntml:x:1000:1000:tml:/home/tml:/bin/sh\n"),
+      data: text(
+        `root:x:0:0:root:/root:/bin/sh\n` +
+          `tml:x:${TML_USER.uid}:${TML_USER.gid}:tml:/home/tml:/bin/sh\n`,
+      ),
     },
-    { kind: "file", path: "etc/group", data: text("root:x:0:\ntml:x:1000:\n") },
+    { kind: "file", path: "etc/group", data: text(`root:x:0:\ntml:x:${TML_USER.gid}:\n`) },
     {
       kind: "file",
       path: "etc/udhcpc.sh",

@@ -1,11 +1,12 @@
 /**
  * Writes a gzipped cpio archive in the "newc" format, the one the Linux kernel unpacks as an
  * initramfs. It is written here rather than with cpio(1) so that the archive needs no root (it
- * holds a /dev/console node) and is byte-identical from run to run (fixed owners and times).
+ * holds a /dev/console node and files of other owners) and is byte-identical from run to run
+ * (fixed times; every entry root's unless it names its owner).
  */
 
 export type CpioEntry =
-  | { kind: "dir"; path: string; mode?: number }
+  | { kind: "dir"; path: string; mode?: number; owner?: { uid: number; gid: number } }
   | { kind: "file"; path: string; data: Uint8Array; mode?: number }
   | { kind: "symlink"; path: string; target: string }
   | { kind: "char"; path: string; major: number; minor: number; mode?: number };
@@ -29,13 +30,14 @@ function record(
   mode: number,
   data: Uint8Array,
   rdev: [number, number] = [0, 0],
+  owner = { uid: 0, gid: 0 },
 ): Uint8Array[] {
   const nameBytes = new TextEncoder().encode(name + "\0");
   const header = "070701" + [
     ino,
     mode,
-    0, // uid
-    0, // gid
+    owner.uid,
+    owner.gid,
     mode & S_IFDIR ? 2 : 1, // nlink
     0, // mtime
     data.length,
@@ -57,7 +59,16 @@ export async function writeCpioGz(entries: CpioEntry[]): Promise<Uint8Array> {
     const ino = index + 1;
     switch (entry.kind) {
       case "dir":
-        parts.push(...record(ino, entry.path, S_IFDIR | (entry.mode ?? 0o755), new Uint8Array()));
+        parts.push(
+          ...record(
+            ino,
+            entry.path,
+            S_IFDIR | (entry.mode ?? 0o755),
+            new Uint8Array(),
+            undefined,
+            entry.owner,
+          ),
+        );
         break;
       case "file":
         parts.push(...record(ino, entry.path, S_IFREG | (entry.mode ?? 0o644), entry.data));
