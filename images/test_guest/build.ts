@@ -216,9 +216,31 @@ export async function buildGuest(
     await Deno.remove(storeDir, { recursive: true }).catch(() => {});
     await Deno.rename(stage, storeDir);
     log(`built image ${imageId}`);
+    await pruneOldBuilds(cacheRoot, log);
     return { imageId, storeDir, store: openDirectoryStore(storeDir) };
   } finally {
     await Deno.remove(scratch, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Builds kept in a cache root: each is ~100 MB, and every change to tml's code makes one. */
+const KEPT_BUILDS = 3;
+
+/**
+ * Removes all but the newest KEPT_BUILDS builds, so a developer's cache does not grow by a
+ * build per edit; a few are kept for test runs of other checkouts still using them.
+ */
+async function pruneOldBuilds(cacheRoot: string, log: (line: string) => void): Promise<void> {
+  const builds: Array<{ dir: string; mtime: number }> = [];
+  for await (const entry of Deno.readDir(cacheRoot)) {
+    if (!entry.isDirectory || !/^[0-9a-f]{16}$/.test(entry.name)) continue;
+    const dir = join(cacheRoot, entry.name);
+    builds.push({ dir, mtime: (await Deno.stat(dir)).mtime?.getTime() ?? 0 });
+  }
+  builds.sort((a, b) => b.mtime - a.mtime);
+  for (const { dir } of builds.slice(KEPT_BUILDS)) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    log(`removed the old build ${dir}`);
   }
 }
 
