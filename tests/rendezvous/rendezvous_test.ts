@@ -48,6 +48,9 @@ Deno.test({
       const jobA = await testbed.enqueue(alpha);
       const endpointA = await testbed.sshEndpoint(jobA);
       const user = alpha.sshd.user;
+      /** `tml job ssh JOB -- echo ok` through the websocket path. */
+      const sshEcho = (job: string) =>
+        testbed.tml(["job", "ssh", "-l", user, ...BATCH, job, "--", "echo", "ok"]);
 
       await t.step("the job's status lists its SSH endpoint on the rendezvous server", () => {
         assertEquals(endpointA.host, "127.0.0.1");
@@ -295,32 +298,12 @@ Deno.test({
         const overWs = await refusal(testbed, jobA, port, valid);
         assertEquals(overWs.code, UserCloseCode.tooManyConnections);
         // Meanwhile the other job is served.
-        const other = await testbed.tml([
-          "job",
-          "ssh",
-          "-l",
-          user,
-          ...BATCH,
-          jobB,
-          "--",
-          "echo",
-          "ok",
-        ]);
+        const other = await sshEcho(jobB);
         assertEquals(other.stdout, "ok\n", other.stderr);
         // The flood sits idle: the idle timeout (2 s) cuts it.
         for (const conn of flood) assertEquals(await readUntil(conn, /never/, 6_000), "");
         for (const conn of flood) conn.close();
-        const again = await testbed.tml([
-          "job",
-          "ssh",
-          "-l",
-          user,
-          ...BATCH,
-          jobA,
-          "--",
-          "echo",
-          "ok",
-        ]);
+        const again = await sshEcho(jobA);
         assertEquals(again.stdout, "ok\n", again.stderr);
 
         const metrics = await (await fetch(`${testbed.rendezvousUrl}/metrics`)).json();
@@ -344,17 +327,7 @@ Deno.test({
             await new Promise((resolve) => setTimeout(resolve, 50));
           }
           assert(connections() > before, "the supervisor reconnected");
-          const result = await testbed.tml([
-            "job",
-            "ssh",
-            "-l",
-            user,
-            ...BATCH,
-            jobA,
-            "--",
-            "echo",
-            "ok",
-          ]);
+          const result = await sshEcho(jobA);
           assertEquals(result.stdout, "ok\n", result.stderr);
           assertEquals(await testbed.sshEndpoint(jobA), endpointA);
         },
@@ -376,17 +349,7 @@ Deno.test({
         );
         assertEquals(late.status, 409);
         // The other job is untouched.
-        const other = await testbed.tml([
-          "job",
-          "ssh",
-          "-l",
-          user,
-          ...BATCH,
-          jobB,
-          "--",
-          "echo",
-          "ok",
-        ]);
+        const other = await sshEcho(jobB);
         assertEquals(other.stdout, "ok\n", other.stderr);
       });
     } finally {
