@@ -26,7 +26,8 @@ import { requireProgram } from "../lib/system_packages.ts";
 import { QEMU_IMG } from "../lib/qemu_programs.ts";
 import type { JobEvent, JobView } from "../lib/protocol/api.ts";
 import { api, createUser, registerSupervisor, startSpine } from "../tests/support/spine.ts";
-import { runTml, TmlProcess } from "../tests/support/tml_process.ts";
+import { TmlProcess } from "../tests/support/tml_process.ts";
+import { pushImage, startQemuSupervisor } from "../tests/support/qemu_supervisor.ts";
 import { testGuest } from "../tests/support/test_guest.ts";
 import { startImageStore } from "../tests/image_store/store_harness.ts";
 import {
@@ -59,16 +60,7 @@ const spine = await startSpine(["--image-store-url", store.url]);
 const { token } = await createUser(spine, "bench", ["submit_job", "run_job_on_supervisor:*"]);
 const supervisors: TmlProcess[] = [];
 try {
-  const pushed = await runTml([
-    "image",
-    "push",
-    guest.storeDir,
-    "--store",
-    store.url,
-    "--token-file",
-    store.tokenFile,
-  ]);
-  if (pushed.code !== 0) throw new Error(`tml image push failed: ${pushed.stderr}`);
+  await pushImage(guest, store);
   for (let i = 0; i < SUPERVISORS; i++) {
     supervisors.push(await startSupervisor(i));
   }
@@ -116,14 +108,16 @@ try {
   // Overheads: a job alone, then the same guest by hand, in turn.
   const supervised: EndedJob[] = [];
   const bare: BareTiming[] = [];
-  const topLayer = `${dir}/s0/images/${blobPath(qemuLayerChain(manifest).at(-1)!.sha256)}`;
+  const topLayer = `${dir}/s0/supervisor/images/${
+    blobPath(qemuLayerChain(manifest).at(-1)!.sha256)
+  }`;
   let command: QemuCommand | undefined;
   const cpuBefore = await cpuSnapshot();
   for (let run = 0; run < OVERHEAD_RUNS; run++) {
     const jobId = await enqueue(PINNED);
     // The first job's QEMU is read while it runs; every bare run replays that command.
     const capturing = command === undefined
-      ? captureQemuCommand(`${dir}/s0/jobs/${jobId}`)
+      ? captureQemuCommand(`${dir}/s0/supervisor/jobs/${jobId}`)
       : undefined;
     supervised.push(await whenTerminated(jobId));
     command ??= await capturing!;
@@ -250,24 +244,13 @@ async function startSupervisor(index: number): Promise<TmlProcess> {
     "vm:qemu",
     `bench:${index}`,
   ]);
-  const tokenFile = `${dir}/s${index}.token`;
-  await Deno.writeTextFile(tokenFile, registered.token, { mode: 0o600 });
-  const supervisor = TmlProcess.start([
-    "supervisor",
-    "qemu",
-    "--switchboard",
-    spine.url,
-    "--image-store",
-    store.url,
-    "--id",
-    registered.supervisorId,
-    "--token-file",
-    tokenFile,
-    "--state-dir",
-    `${dir}/s${index}`,
-  ]);
-  await supervisor.waitFor(/connected to the switchboard/, 60_000);
-  return supervisor;
+  return await startQemuSupervisor({
+    switchboard: spine.url,
+    imageStore: store.url,
+    supervisorId: registered.supervisorId,
+    token: registered.token,
+    dir: `${dir}/s${index}`,
+  });
 }
 
 interface CpuSnapshot {

@@ -38,6 +38,7 @@ export interface QemuSupervisorOptions {
 /** Starts `tml supervisor qemu` (2 min to boot, 1 s heartbeats) and waits until it is connected. */
 export async function startQemuSupervisor(options: QemuSupervisorOptions): Promise<TmlProcess> {
   const tokenFile = `${options.dir}/supervisor.token`;
+  await Deno.mkdir(options.dir, { recursive: true });
   await Deno.writeTextFile(tokenFile, options.token, { mode: 0o600 });
   const supervisor = TmlProcess.start([
     "supervisor",
