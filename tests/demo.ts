@@ -33,7 +33,11 @@ async function tml(
   extraEnv: Record<string, string> = {},
   show: (stdout: string) => string = (stdout) => stdout,
 ): Promise<TmlRunResult> {
-  console.log(`$ tml ${args.map((arg) => /[\s"'{}$;]/.test(arg) ? `'${arg}'` : arg).join(" ")}`);
+  // A secret parameter's value is not echoed, as tml itself never prints one.
+  const shown = args.map((arg, i) =>
+    args[i - 1] === "--secret-parameter" ? arg.replace(/=.*/s, "=<secret>") : arg
+  );
+  console.log(`$ tml ${shown.map((arg) => /[\s"'{}$;<>]/.test(arg) ? `'${arg}'` : arg).join(" ")}`);
   const result = await runTml(args, { env: { ...env, ...extraEnv } });
   if (result.stdout.trim() !== "") console.log(show(result.stdout).trimEnd());
   if (result.code !== 0 && !args.includes("wait")) {
