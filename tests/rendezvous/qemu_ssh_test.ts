@@ -10,7 +10,7 @@ import { startImageStore } from "../image_store/store_harness.ts";
 import { pushImage, qemuProcessesOf, startQemuSupervisor } from "../support/qemu_supervisor.ts";
 import { registerSupervisor, startSpine, waitForJob } from "../support/spine.ts";
 import { testGuest } from "../support/test_guest.ts";
-import { startRendezvousSite } from "./testbed.ts";
+import { SSH_TO_TEST_HOST, startRendezvousSite } from "./testbed.ts";
 
 const BOOT_MS = 120_000;
 const TAG = "vm:qemu-ssh";
@@ -76,14 +76,7 @@ Deno.test({
         async () => {
           const output = await new Deno.Command("ssh", {
             args: [
-              "-o",
-              "BatchMode=yes",
-              "-o",
-              "UserKnownHostsFile=/dev/null",
-              "-o",
-              "StrictHostKeyChecking=no",
-              "-o",
-              "LogLevel=ERROR",
+              ...SSH_TO_TEST_HOST,
               "-i",
               site.ownerKey,
               "-p",

@@ -15,7 +15,7 @@ import { UserCloseCode } from "../../lib/protocol/rendezvous.ts";
 import { WebSocketClosedError } from "../../lib/net/ws_bytes.ts";
 import { api } from "../support/spine.ts";
 import { freePort, TmlProcess } from "../support/tml_process.ts";
-import { readUntil, startTestbed, type Testbed } from "./testbed.ts";
+import { readUntil, SSH_TO_TEST_HOST, startTestbed, type Testbed } from "./testbed.ts";
 
 const BATCH = ["-o", "BatchMode=yes"];
 
@@ -80,13 +80,7 @@ Deno.test({
         const key = testbed.ownerKey;
         const output = await new Deno.Command("ssh", {
           args: [
-            ...BATCH,
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "LogLevel=ERROR",
+            ...SSH_TO_TEST_HOST,
             "-i",
             key,
             "-p",
@@ -190,13 +184,7 @@ Deno.test({
           await forward.waitFor(/Forwarding 127\.0\.0\.1:\d+ to port/);
           const output = await new Deno.Command("ssh", {
             args: [
-              ...BATCH,
-              "-o",
-              "UserKnownHostsFile=/dev/null",
-              "-o",
-              "StrictHostKeyChecking=no",
-              "-o",
-              "LogLevel=ERROR",
+              ...SSH_TO_TEST_HOST,
               "-i",
               testbed.ownerKey,
               "-p",

@@ -25,6 +25,18 @@ import { requireProgram } from "../../lib/system_packages.ts";
 import { OPENSSL } from "../support/system_programs.ts";
 import { type Sshd, startSshd } from "./sshd.ts";
 
+/** ssh options for a test host: no prompts, and its fresh host key is neither checked nor kept. */
+export const SSH_TO_TEST_HOST = [
+  "-o",
+  "BatchMode=yes",
+  "-o",
+  "UserKnownHostsFile=/dev/null",
+  "-o",
+  "StrictHostKeyChecking=no",
+  "-o",
+  "LogLevel=ERROR",
+];
+
 /** A TCP relay in front of a port; `cut()` drops every connection through it. */
 export interface Relay {
   port: number;
