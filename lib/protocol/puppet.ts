@@ -15,6 +15,14 @@
  *     | <------------------------------- heartbeat -- |  answered, so both notice silence
  *     | <-------------------------- shutdown {reason} |
  *
+ * Warm start: a supervisor may take a snapshot of a VM whose puppet has sent `auth` and awaits
+ * the answer (a template boot with a throwaway secret), and resume each job's VM from it. The
+ * resumed puppet is still awaiting that answer, so the supervisor speaks first:
+ *
+ *     | <--------------- restored {time_ms, entropy} |  the clock and random pool are stale
+ *     | -- auth {protocol_version, secret} ---------> |  the secret read again (the job's own)
+ *     | <------------------- auth_ok {job, …} | auth_failed {message}
+ *
  * A puppet that restarts, or loses its connection, connects again and authenticates with the
  * same secret; the supervisor replaces the old connection. Everything the puppet says is
  * idempotent so it can repeat it after a reconnect: `ready` again, `workload_finished` again
@@ -122,8 +130,24 @@ export const Shutdown = z.strictObject({
   reason: z.string().max(256),
 });
 
+/**
+ * The VM was resumed from a snapshot: its clock and secret are stale. `time_ms` is the
+ * supervisor's clock (milliseconds since the epoch) when it sent this.
+ */
+export const Restored = z.strictObject({
+  type: z.literal("restored"),
+  time_ms: z.number().int().positive(),
+  /**
+   * 32 fresh random bytes, base64, that the puppet mixes into the kernel's random pool before
+   * reseeding it: every VM resumed from one snapshot starts with the same generator state.
+   */
+  entropy: z.base64().length(44),
+});
+export type Restored = z.infer<typeof Restored>;
+
 export const SupervisorToPuppet = z.discriminatedUnion("type", [
   AuthOk,
+  Restored,
   AuthFailed,
   Heartbeat,
   Shutdown,

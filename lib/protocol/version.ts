@@ -11,8 +11,15 @@
  * - 3 (2026-11-23): the rendezvous proxy (`lib/protocol/rendezvous.ts`): supervisors dial a
  *   rendezvous server, and the REST API mints rendezvous grants, user tokens and signing keys.
  *   The switchboard-supervisor websocket is unchanged, so version 1 and 2 peers still work.
+ * - 4 (2026-12-03): warm start: a supervisor may resume a job's VM from a snapshot taken while
+ *   its puppet awaited the answer to `auth`; it then sends `restored {time_ms}`, and the puppet
+ *   sets its clock, reads its (new) secret again and authenticates anew. Only puppets of version
+ *   4 or later are snapshotted; older peers are still accepted.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
+
+/** The first puppet protocol version that understands `restored` (warm start). */
+export const RESTORABLE_PUPPET_VERSION = 4;
 
 /** The oldest peer protocol version this build still speaks. */
 export const MIN_PEER_PROTOCOL_VERSION = 1;

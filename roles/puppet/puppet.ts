@@ -24,6 +24,7 @@ import {
   type PuppetControlRequest,
   type PuppetJob,
   type PuppetMessage,
+  type Restored,
   SupervisorToPuppet,
   type WorkloadStream,
 } from "../../lib/protocol/puppet.ts";
@@ -38,7 +39,10 @@ import { Workload } from "./workload.ts";
 
 export interface PuppetOptions {
   channel: ChannelSpec;
-  secret: string;
+  /** Reads the per-job secret; called for every authentication (a resumed VM has a new one). */
+  readSecret: () => Promise<string>;
+  /** Brings the host up to date after a resume from a snapshot (`resume.ts`). */
+  onRestored: (restored: Restored) => Promise<void>;
   root: string;
   /** Where the job's SSH keys go. */
   authorizedKeys: string;
@@ -134,12 +138,17 @@ export class Puppet {
     let heartbeat: ReturnType<typeof setInterval> | undefined;
     let poller: ReturnType<typeof setInterval> | undefined;
     try {
-      await channel.send({
-        type: "auth",
-        protocol_version: PROTOCOL_VERSION,
-        secret: this.options.secret,
-      });
-      const answer = await channel.receive();
+      let answer = await this.#authenticate(channel);
+      // Resumed from a warm-start snapshot: the clock and the secret are the template's.
+      while (answer?.type === "restored") {
+        this.options.log.info("resumed from a snapshot");
+        await this.options.onRestored(answer).catch((error) =>
+          this.options.log.warn("cannot bring the host up to date", {
+            error: (error as Error).message,
+          })
+        );
+        answer = await this.#authenticate(channel);
+      }
       if (answer?.type === "auth_failed") {
         throw new PuppetError(
           "auth_failed",
@@ -184,6 +193,16 @@ export class Puppet {
       if (this.#channel === channel) this.#channel = undefined;
       channel.close();
     }
+  }
+
+  /** Sends `auth` with the secret as it is now (a resumed VM has a new one) and awaits the answer. */
+  async #authenticate(channel: Channel) {
+    await channel.send({
+      type: "auth",
+      protocol_version: PROTOCOL_VERSION,
+      secret: await this.options.readSecret(),
+    });
+    return await channel.receive();
   }
 
   /** Once per process: state, job files and the control socket for the job. */

@@ -4,6 +4,7 @@
  */
 import { createLogger } from "../../lib/log.ts";
 import { locateChannel, locateSecret } from "./channel_locator.ts";
+import { resumeHost } from "./resume.ts";
 import { defaultControlSocket, sendToPuppet } from "./control_socket.ts";
 import { PuppetError } from "./errors.ts";
 import { lookupUser } from "./job_files.ts";
@@ -25,7 +26,8 @@ export interface StartPuppetFlags {
 export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
   const log = createLogger("puppet");
   const channel = await locateChannel({ flag: flags.channel });
-  const secret = await locateSecret({ flag: flags.secretFile });
+  // Found once now, so a missing secret fails at start; read again for every authentication.
+  await locateSecret({ flag: flags.secretFile });
   // Every path absolute: the control socket may change the working directory.
   const root = absolute(flags.root);
   // In a real host the puppet runs as root and the job's files belong to the SSH user; run as
@@ -33,7 +35,8 @@ export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
   const sshUser = Deno.uid() === 0 ? await lookupUser(flags.sshUser) : undefined;
   const puppet = new Puppet({
     channel,
-    secret,
+    readSecret: () => locateSecret({ flag: flags.secretFile }),
+    onRestored: resumeHost,
     root,
     authorizedKeys: absolute(
       flags.authorizedKeys ??

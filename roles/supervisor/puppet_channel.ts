@@ -35,6 +35,11 @@ export interface PuppetChannelOptions {
   missedHeartbeats?: number;
   /** How long a new connection has to authenticate (default 10 s). */
   authTimeoutMs?: number;
+  /**
+   * The host was resumed from a warm-start snapshot: its puppet awaits the answer to the
+   * template's `auth`, so the first connection starts with `restored` (`lib/protocol/puppet.ts`).
+   */
+  restored?: boolean;
 }
 
 type Channel = FramedChannel<typeof PuppetMessage, SupervisorToPuppet>;
@@ -50,10 +55,12 @@ export class PuppetChannel {
   #lastHeard = 0;
   #watchdog?: ReturnType<typeof setInterval>;
   #closed = false;
+  #restorePending: boolean;
   readonly #heartbeatMs: number;
 
   constructor(private readonly options: PuppetChannelOptions) {
     this.#heartbeatMs = options.heartbeatIntervalMs ?? 2_000;
+    this.#restorePending = options.restored ?? false;
   }
 
   /** Serves one connection until it ends or is replaced. */
@@ -64,6 +71,14 @@ export class PuppetChannel {
       onInvalid: (detail) => log.warn("ignoring an invalid puppet frame", { detail }),
     });
     try {
+      if (this.#restorePending) {
+        this.#restorePending = false;
+        await channel.send({
+          type: "restored",
+          time_ms: Date.now(),
+          entropy: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64"),
+        });
+      }
       if (!await this.#authenticate(channel)) return;
       this.#current?.close();
       this.#current = channel;

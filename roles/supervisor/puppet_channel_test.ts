@@ -22,7 +22,7 @@ const JOB: PuppetJob = {
 type PuppetEnd = FramedChannel<typeof SupervisorToPuppet, PuppetMessage>;
 
 /** A supervisor-side channel on a real TCP listener, and a way to connect test puppets. */
-function setUp(options: { heartbeatIntervalMs?: number } = {}) {
+function setUp(options: { heartbeatIntervalMs?: number; restored?: boolean } = {}) {
   const secret = generatePuppetSecret();
   const events = new HostEventLog();
   const logLines: string[] = [];
@@ -36,6 +36,7 @@ function setUp(options: { heartbeatIntervalMs?: number } = {}) {
       warn: (message, fields) => logLines.push(`${message} ${JSON.stringify(fields)}`),
     },
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 60_000,
+    restored: options.restored,
   });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const served: Promise<void>[] = [];
@@ -90,6 +91,34 @@ Deno.test("PuppetChannel gives an authenticated puppet its job and turns its fra
     assertEquals(t.events.outputText, "hello warning\n");
     await t.channel.shutdown("test over");
     assertEquals(await puppet.receive(), { type: "shutdown", reason: "test over" });
+  } finally {
+    await t.tearDown();
+  }
+});
+
+Deno.test("PuppetChannel tells a resumed puppet it was restored, once, before it authenticates", async () => {
+  const t = setUp({ restored: true });
+  try {
+    const puppet = await t.connect();
+    const before = Date.now();
+    const restored = await puppet.receive();
+    assert(restored?.type === "restored", JSON.stringify(restored));
+    assert(restored.time_ms >= before && restored.time_ms <= Date.now(), `${restored.time_ms}`);
+    assertEquals(Buffer.from(restored.entropy, "base64").length, 32);
+    await puppet.send({ type: "auth", protocol_version: PROTOCOL_VERSION, secret: t.secret });
+    assertEquals((await puppet.receive())?.type, "auth_ok");
+    // A puppet that reconnects later is not told again, and each resume gets fresh entropy.
+    const again = await t.connect();
+    await again.send({ type: "auth", protocol_version: PROTOCOL_VERSION, secret: t.secret });
+    assertEquals((await again.receive())?.type, "auth_ok");
+    const other = setUp({ restored: true });
+    try {
+      const otherRestored = await (await other.connect()).receive();
+      assert(otherRestored?.type === "restored");
+      assert(otherRestored.entropy !== restored.entropy);
+    } finally {
+      await other.tearDown();
+    }
   } finally {
     await t.tearDown();
   }

@@ -51,9 +51,17 @@ import { generatePuppetSecret, PuppetChannel } from "./puppet_channel.ts";
 import { killProcesses } from "./process_marks.ts";
 import { defaultQemuArgs, expandQemuArgs, templateAttachesDisk } from "./qemu_args.ts";
 import { createOverlay, validateLayerChain } from "./qemu_disk.ts";
+import { runningQemuOf } from "./qemu_pidfile.ts";
+import {
+  QemuSnapshots,
+  shellQuote,
+  type Snapshot,
+  SNAPSHOT_PLACEHOLDER_DIR,
+  type TemplateVm,
+} from "./qemu_snapshot.ts";
 import { fetchJobImage } from "./qemu_image_fetch.ts";
 import { networkArgs, readHostForwards } from "./qemu_network.ts";
-import { QmpClient } from "./qemu_qmp.ts";
+import { QmpClient, withStartingQemu } from "./qemu_qmp.ts";
 import { runStartScript } from "./start_script.ts";
 import { SiteCacheCheck } from "./site_cache_check.ts";
 
@@ -78,6 +86,11 @@ export interface QemuDriverOptions {
   exposedPorts?: number[];
   /** Run before each VM starts; its `tml-set-variable:` lines add template variables. */
   startScript?: string;
+  /**
+   * Resume each job's VM from a snapshot of its image booted once (`qemu_snapshot.ts`) rather
+   * than boot it (default true). Machines that depend on the job boot cold regardless.
+   */
+  warmStart?: boolean;
   /** Size the job's disk is extended to; images with a larger disk are refused. */
   workingDiskMaxBytes?: number;
   /** How long the guest has from QEMU's start to the puppet's ready (default 120 s). */
@@ -105,6 +118,7 @@ export class QemuDriver implements HostDriver {
   readonly #hosts = new Map<string, QemuHost>();
   #programs?: Promise<QemuPrograms>;
   readonly #siteCache: SiteCacheCheck;
+  readonly #snapshots?: QemuSnapshots;
 
   constructor(private readonly options: QemuDriverOptions, log?: Logger) {
     this.#log = log ?? createLogger("supervisor:qemu");
@@ -113,6 +127,9 @@ export class QemuDriver implements HostDriver {
       throw new TypeError(
         "QemuDriver: the site cache must be a directory store (QEMU opens files)",
       );
+    }
+    if (options.warmStart !== false) {
+      this.#snapshots = new QemuSnapshots(`${options.stateDir}/snapshots`, this.#log);
     }
     this.#siteCache = new SiteCacheCheck(
       options.store,
@@ -136,7 +153,15 @@ export class QemuDriver implements HostDriver {
   async start(job: JobSpec, events: HostEvents, signal: AbortSignal): Promise<RunningHost> {
     const dir = `${this.#jobsDir}/${job.job_id}`;
     this.#active.add(dir);
-    const host = new QemuHost(job, dir, events, this.options, this.#siteCache, this.#log);
+    const host = new QemuHost(
+      job,
+      dir,
+      events,
+      this.options,
+      this.#siteCache,
+      this.#snapshots,
+      this.#log,
+    );
     try {
       await host.launch(this.#findPrograms(), signal);
     } catch (error) {
@@ -169,6 +194,7 @@ export class QemuDriver implements HostDriver {
     const stale = await this.#staleDirectories();
     const leftovers = describeLeftovers(stale);
     await killProcesses(stale.flatMap(({ pid }) => pid === undefined ? [] : [pid]));
+    await this.#snapshots?.removeUnfinished();
     for (const { dir } of stale) await Deno.remove(dir, { recursive: true }).catch(() => {});
     for (const leftover of leftovers) {
       this.#log.info("removed a leftover", { job_id: leftover.job_id, what: leftover.description });
@@ -204,21 +230,6 @@ function describeLeftovers(stale: { dir: string; jobId: string; pid?: number }[]
   ]);
 }
 
-/** The pid in `<dir>/qemu.pid` when that process is still a QEMU started for `dir`. */
-async function runningQemuOf(dir: string): Promise<number | undefined> {
-  const pid = Number((await Deno.readTextFile(`${dir}/qemu.pid`).catch(() => "")).trim());
-  if (!Number.isInteger(pid) || pid <= 1) return undefined;
-  try {
-    // A reused pid belongs to some other program: the job directory is on QEMU's command line.
-    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    const zombie = stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-    return cmdline.includes("qemu") && cmdline.includes(`${dir}/`) && !zombie ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** How the image boots, and the files of its blobs in the site cache. */
 type BootPlan =
   & { fileOf: (digest: string) => string }
@@ -249,6 +260,7 @@ class QemuHost {
     private readonly events: HostEvents,
     private readonly options: QemuDriverOptions,
     private readonly siteCache: SiteCacheCheck,
+    private readonly snapshots: QemuSnapshots | undefined,
     private readonly log: Logger,
   ) {}
 
@@ -281,8 +293,7 @@ class QemuHost {
     await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
     const secret = generatePuppetSecret();
     await Deno.writeTextFile(`${this.dir}/secret`, secret, { mode: 0o600 });
-    let overlay: string | undefined;
-    if (plan.disk !== undefined) overlay = await this.#prepareDisk(programs.qemuImg, plan);
+    const topLayer = plan.disk === undefined ? undefined : await this.#checkDisk(programs, plan);
     const scriptVariables = this.options.startScript === undefined ? {} : await runStartScript({
       script: this.options.startScript,
       env: { TML_JOB_ID: this.job.job_id, TML_JOB_WORKDIR: this.dir },
@@ -292,18 +303,16 @@ class QemuHost {
     stopped();
 
     const template = this.options.qemuArgs ?? defaultQemuArgs();
-    // tml's own variables win over a start script's of the same name.
-    const machine = expandQemuArgs(template, {
-      ...scriptVariables,
-      job_id: this.job.job_id,
-      job_workdir: this.dir,
-      state_dir: this.options.stateDir,
-      ...(overlay === undefined ? {} : { main_disk_image: overlay }),
-    });
-    const args = [
-      "-name",
-      `tml-${this.job.job_id}`,
-      ...machine,
+    /** QEMU's arguments for this job's machine with its files in `dir` (all but its name). */
+    const vmArgs = async (dir: string) => [
+      // tml's own variables win over a start script's of the same name.
+      ...expandQemuArgs(template, {
+        ...scriptVariables,
+        job_id: this.job.job_id,
+        job_workdir: this.dir,
+        state_dir: this.options.stateDir,
+        ...(topLayer === undefined ? {} : { main_disk_image: `${dir}/disk.qcow2` }),
+      }),
       ...networkArgs(template, this.options.exposedPorts ?? []),
       "-display",
       "none",
@@ -311,28 +320,84 @@ class QemuHost {
       "none",
       "-no-reboot",
       "-pidfile",
-      `${this.dir}/qemu.pid`,
+      `${dir}/qemu.pid`,
       "-serial",
-      `file:${this.dir}/console.log`,
+      `file:${dir}/console.log`,
       "-qmp",
-      `unix:${this.dir}/qmp.sock,server=on,wait=off`,
+      `unix:${dir}/qmp.sock,server=on,wait=off`,
       "-fw_cfg",
-      `name=${PUPPET_FW_CFG_SECRET},file=${this.dir}/secret`,
+      `name=${PUPPET_FW_CFG_SECRET},file=${dir}/secret`,
       "-chardev",
-      `socket,id=puppet,path=${puppetSocket},server=on,wait=off`,
+      `socket,id=puppet,path=${dir}/puppet.sock,server=on,wait=off`,
       "-device",
       "virtio-serial",
       "-device",
       `virtserialport,chardev=puppet,name=${PUPPET_VIRTIO_PORT_NAME}`,
-      ...await this.#bootArgs(plan),
-      ...(overlay === undefined || templateAttachesDisk(template)
+      ...await this.#bootArgs(plan, dir),
+      ...(topLayer === undefined || templateAttachesDisk(template)
         ? []
-        : ["-drive", `file=${overlay},format=qcow2,if=virtio`]),
+        : ["-drive", `file=${dir}/disk.qcow2,format=qcow2,if=virtio`]),
     ];
-    const qemu = this.#spawn(programs.qemu, args, secret, puppetSocket);
+    const snapshot = await this.#warmSnapshot(
+      {
+        qemu: programs.qemu,
+        qemuImg: programs.qemuImg,
+        prepare: (dir) => this.#prepareVmDir(plan, dir),
+        args: vmArgs,
+        topLayer,
+        diskSizeBytes: this.options.workingDiskMaxBytes,
+        bootTimeoutMs: this.options.bootTimeoutMs ?? 120_000,
+      },
+      signal,
+    );
+    stopped();
+    await this.#prepareVmDir(plan, this.dir);
+    if (topLayer !== undefined) {
+      await createOverlay(
+        programs.qemuImg,
+        snapshot?.disk ?? topLayer,
+        `${this.dir}/disk.qcow2`,
+        this.options.workingDiskMaxBytes,
+      );
+    }
+    const args = [
+      "-name",
+      `tml-${this.job.job_id}`,
+      ...await vmArgs(this.dir),
+      ...(snapshot === undefined ? [] : ["-incoming", `exec:cat ${shellQuote(snapshot.memory)}`]),
+    ];
+    const qemu = this.#spawn(programs.qemu, args, secret, puppetSocket, snapshot);
+    if (snapshot !== undefined) {
+      await withStartingQemu(`${this.dir}/qmp.sock`, qemu.status, resumeLoadedVm);
+    }
     if ((this.options.exposedPorts ?? []).length > 0) {
       this.#forwards = await readHostForwards(`${this.dir}/qmp.sock`, qemu.status) ?? new Map();
     }
+  }
+
+  /**
+   * The warm-start snapshot this job's VM resumes from, made now if needed; undefined when the
+   * VM boots cold: warm start is off, or the machine depends on the job (its arguments name the
+   * job, or a start script sets variables, e.g. the board's USB address, which a snapshot
+   * cannot carry), or the image cannot be snapshotted.
+   */
+  async #warmSnapshot(template: TemplateVm, signal: AbortSignal): Promise<Snapshot | undefined> {
+    const snapshots = this.snapshots;
+    if (snapshots === undefined || this.options.startScript !== undefined) return undefined;
+    const machine = await template.args(SNAPSHOT_PLACEHOLDER_DIR);
+    if (machine.some((arg) => arg.includes(this.job.job_id))) {
+      return undefined;
+    }
+    const key = await snapshots.keyOf(template);
+    const snapshot = await snapshots.get(key, template, signal, () =>
+      this.events.progress(
+        "booting",
+        "booting the image once to make its warm-start snapshot (once per image and machine)",
+      ));
+    if (snapshot !== undefined) {
+      this.events.progress("booting", "resuming the VM from the image's warm-start snapshot");
+    }
+    return snapshot;
   }
 
   hostAddress(port: number): HostAddress | undefined {
@@ -371,10 +436,10 @@ class QemuHost {
     }
   }
 
-  /** Validates the layer chain and creates the job's overlay; returns the overlay's path. */
-  async #prepareDisk(qemuImg: string, plan: BootPlan): Promise<string> {
+  /** Validates the layer chain and the disk's size; returns the top layer's file. */
+  async #checkDisk(programs: QemuPrograms, plan: BootPlan): Promise<string> {
     const chain = plan.disk!.chain;
-    await validateLayerChain(qemuImg, chain, (layer) => plan.fileOf(layer.sha256));
+    await validateLayerChain(programs.qemuImg, chain, (layer) => plan.fileOf(layer.sha256));
     const top = chain[chain.length - 1];
     const virtualSize = top.virtualSize;
     const max = this.options.workingDiskMaxBytes;
@@ -384,12 +449,11 @@ class QemuHost {
           `than this supervisor's working_disk_max_bytes (${max})`,
       );
     }
-    const overlay = `${this.dir}/disk.qcow2`;
-    await createOverlay(qemuImg, plan.fileOf(top.sha256), overlay, max);
-    return overlay;
+    return plan.fileOf(top.sha256);
   }
 
-  async #bootArgs(plan: BootPlan): Promise<string[]> {
+  /** The boot method's arguments for a VM whose files are in `dir`. */
+  async #bootArgs(plan: BootPlan, dir: string): Promise<string[]> {
     if (plan.kind === "kernel") {
       return [
         "-kernel",
@@ -400,15 +464,18 @@ class QemuHost {
       ];
     }
     const firmware = await requireOvmf();
-    // UEFI writes its variables (boot entries): each job gets a fresh copy of the template.
-    const vars = `${this.dir}/UEFI_VARS.fd`;
-    await Deno.copyFile(firmware.vars, vars);
     return [
       "-drive",
       `if=pflash,format=raw,unit=0,readonly=on,file=${firmware.code}`,
       "-drive",
-      `if=pflash,format=raw,unit=1,file=${vars}`,
+      `if=pflash,format=raw,unit=1,file=${dir}/UEFI_VARS.fd`,
     ];
+  }
+
+  /** Files a VM in `dir` needs before QEMU starts, beside its disk and secret. */
+  async #prepareVmDir(plan: BootPlan, dir: string): Promise<void> {
+    // UEFI writes its variables (boot entries): each VM gets a fresh copy of the template.
+    if (plan.kind === "uefi") await Deno.copyFile((await requireOvmf()).vars, `${dir}/UEFI_VARS.fd`);
   }
 
   #spawn(
@@ -416,9 +483,11 @@ class QemuHost {
     args: string[],
     secret: string,
     puppetSocket: string,
+    snapshot: Snapshot | undefined,
   ): Deno.ChildProcess {
     const channel = new PuppetChannel({
       secret,
+      restored: snapshot !== undefined,
       job: {
         job_id: this.job.job_id,
         parameters: this.job.parameters,
@@ -488,6 +557,8 @@ class QemuHost {
       await this.#console?.stop();
       const tail = await this.#consoleTail();
       if (!this.#ready) {
+        // A snapshot QEMU cannot load would fail every job: the next job makes a new one.
+        if (snapshot !== undefined && !status.success) await this.snapshots?.discard(snapshot.key);
         this.events.hostLost({
           kind: "crashed",
           message: `QEMU ${describeStatus(status)} before the puppet was ready: ${
@@ -587,6 +658,22 @@ class QemuHost {
       this.log.warn("QMP command failed", { command, error: (error as Error).message });
     }
   }
+}
+
+/**
+ * Runs a VM once it has loaded its snapshot. The template was paused when it was saved, so its
+ * state loads paused; a `cont` before the load is over would be forgotten.
+ */
+async function resumeLoadedVm(qmp: QmpClient): Promise<void> {
+  while (true) {
+    const { status } = await qmp.execute("query-status") as { status: string };
+    if (status === "paused") break;
+    if (status !== "inmigrate") {
+      throw new HostStartError(`Cannot resume the VM from its snapshot: QEMU is "${status}"`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await qmp.execute("cont");
 }
 
 function blobsOf(plan: BootPlan): string[] {

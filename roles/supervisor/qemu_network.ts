@@ -19,12 +19,10 @@
  * site's own user network with hostfwd rules is reachable too.
  */
 import type { HostAddress } from "./host_driver.ts";
-import { QmpClient } from "./qemu_qmp.ts";
+import { withStartingQemu } from "./qemu_qmp.ts";
 
 /** QEMU's options that configure networking; a template naming any of them owns it. */
 const NETWORK_OPTIONS = new Set(["-nic", "-netdev", "-net"]);
-/** How long QEMU has to answer on QMP after it was spawned. */
-const QMP_TIMEOUT_MS = 10_000;
 
 /** Whether the site's `qemu_args` defines the machine's networking itself. */
 export function templateDefinesNetwork(template: string[]): boolean {
@@ -65,37 +63,17 @@ export function parseHostForwards(table: string): Map<number, HostAddress> {
 }
 
 /**
- * Reads the running VM's forwards over QMP, whose socket appears some tens of ms after QEMU
- * starts. Undefined when QEMU exits first: its exit is reported on its own path.
+ * Reads the running VM's forwards over QMP. Undefined when QEMU exits first: its exit is
+ * reported on its own path.
  */
-export async function readHostForwards(
+export function readHostForwards(
   qmpSocket: string,
   exited: Promise<unknown>,
 ): Promise<Map<number, HostAddress> | undefined> {
-  let gone = false;
-  void exited.then(() => (gone = true));
-  const deadline = Date.now() + QMP_TIMEOUT_MS;
-  while (!gone) {
-    let client: QmpClient;
-    try {
-      client = await QmpClient.connect(qmpSocket, 0);
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      continue;
-    }
-    try {
-      const table = await client.execute("human-monitor-command", {
-        "command-line": "info usernet",
-      });
-      return parseHostForwards(String(table));
-    } catch (error) {
-      // QEMU dying mid-command closes the socket: that is its exit, not a QMP failure.
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 200))]);
-      if (!gone) throw error;
-    } finally {
-      client.close();
-    }
-  }
-  return undefined;
+  return withStartingQemu(qmpSocket, exited, async (client) => {
+    const table = await client.execute("human-monitor-command", {
+      "command-line": "info usernet",
+    });
+    return parseHostForwards(String(table));
+  });
 }

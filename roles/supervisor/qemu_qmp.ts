@@ -93,6 +93,43 @@ export class QmpClient {
   }
 }
 
+/** How long a starting QEMU has to answer on QMP. */
+const STARTING_QMP_TIMEOUT_MS = 10_000;
+
+/**
+ * Runs `use` on the QMP of a QEMU that was just spawned (its socket appears some tens of ms
+ * later). Undefined when QEMU exits first: a command failing because QEMU died is its exit,
+ * reported on its own path, not a QMP failure.
+ */
+export async function withStartingQemu<T>(
+  qmpSocket: string,
+  exited: Promise<unknown>,
+  use: (client: QmpClient) => Promise<T>,
+): Promise<T | undefined> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + STARTING_QMP_TIMEOUT_MS;
+  while (!gone) {
+    let client: QmpClient;
+    try {
+      client = await QmpClient.connect(qmpSocket, 0);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      continue;
+    }
+    try {
+      return await use(client);
+    } catch (error) {
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 200))]);
+      if (!gone) throw error;
+    } finally {
+      client.close();
+    }
+  }
+  return undefined;
+}
+
 function splitLines(): TransformStream<string, string> {
   let buffered = "";
   return new TransformStream({

@@ -1,0 +1,299 @@
+/**
+ * Warm start for `tml supervisor qemu`: instead of booting every job's VM (kernel, init, and
+ * starting the puppet's runtime: ~7 CPU-seconds under software emulation), the driver boots a
+ * VM once per image and machine, with a throwaway secret, until its puppet has sent `auth`;
+ * then it saves the paused VM (a QEMU migration stream) and its disk overlay. Each job's VM is
+ * a new QEMU process that loads that state (`-incoming`) with the job's own secret (fw_cfg
+ * contents are not part of the state), a fresh overlay on the template's disk, and its own
+ * sockets; the resumed puppet is told `restored` and authenticates anew
+ * (`lib/protocol/puppet.ts`). Every job still gets its own VM, disk and secret.
+ *
+ *   <root>/<key>/memory           the VM's state, loaded by every job's QEMU
+ *   <root>/<key>/disk.qcow2       the template's overlay (what its guest wrote while booting),
+ *                                 the read-only backing file of each job's overlay
+ *   <root>/<key>.new-<n>/         a template VM at work; renamed to <key> once complete, so a
+ *                                 snapshot directory is always whole
+ *
+ * The key hashes QEMU's binary and every argument that shapes the machine, so a change of
+ * image, machine arguments or QEMU makes a new snapshot. Only the newest few are kept.
+ */
+import { createHash } from "node:crypto";
+import type { Logger } from "../../lib/log.ts";
+import { FramedChannel } from "../../lib/protocol/framed_json.ts";
+import {
+  MAX_PUPPET_FRAME_BYTES,
+  PuppetMessage,
+  puppetSecretMatches,
+} from "../../lib/protocol/puppet.ts";
+import { RESTORABLE_PUPPET_VERSION } from "../../lib/protocol/version.ts";
+import { generatePuppetSecret } from "./puppet_channel.ts";
+import { killProcesses } from "./process_marks.ts";
+import { createOverlay } from "./qemu_disk.ts";
+import { runningQemuOf } from "./qemu_pidfile.ts";
+import { QmpClient } from "./qemu_qmp.ts";
+
+/** A template VM to snapshot: how to start it, with all its files in a directory. */
+export interface TemplateVm {
+  qemu: string;
+  qemuImg: string;
+  /** Puts files the VM needs into `dir` (beside its disk and secret) before QEMU starts. */
+  prepare(dir: string): Promise<void>;
+  /** QEMU's arguments for a VM whose files (sockets, console, secret, disk) are in `dir`. */
+  args(dir: string): Promise<string[]>;
+  /** The image's top disk layer, which the template's overlay goes on; none: no disk. */
+  topLayer?: string;
+  diskSizeBytes?: number;
+  /** How long the template's puppet has to send `auth`. */
+  bootTimeoutMs: number;
+}
+
+/** A complete snapshot: the state to load, and the disk each job's overlay is backed by. */
+export interface Snapshot {
+  key: string;
+  memory: string;
+  /** Present when the VM has a disk. */
+  disk?: string;
+}
+
+/** The directory a template's arguments are keyed with: the same for every job. */
+export const SNAPSHOT_PLACEHOLDER_DIR = "/@VM_DIR@";
+
+/** How many snapshots are kept (each is the template's used memory, ~100-200 MB). */
+const KEEP_SNAPSHOTS = 3;
+const BUILDING = ".new-";
+
+export class QemuSnapshots {
+  readonly #building = new Map<string, Promise<Snapshot | undefined>>();
+  /** Keys whose template could not be snapshotted, with why: those jobs boot cold. */
+  readonly #refused = new Map<string, string>();
+
+  constructor(private readonly root: string, private readonly log: Logger) {}
+
+  /**
+   * The key of the machine that `template` starts: QEMU's binary (path, size, time) and its
+   * arguments for a placeholder directory.
+   */
+  async keyOf(template: TemplateVm): Promise<string> {
+    const binary = await Deno.stat(template.qemu);
+    const identity = JSON.stringify({
+      qemu: [template.qemu, binary.size, binary.mtime?.getTime()],
+      args: await template.args(SNAPSHOT_PLACEHOLDER_DIR),
+      disk: template.diskSizeBytes ?? null,
+    });
+    return createHash("sha256").update(identity).digest("hex").slice(0, 16);
+  }
+
+  /**
+   * The snapshot for `key`, made from `template` when there is none yet (one build per key at a
+   * time; `onBuild` is called when this call starts one). Undefined when the template cannot be snapshotted (its puppet predates warm start,
+   * it did not come up in time, QEMU refused): the caller boots cold, and so do later jobs of
+   * the same key. Throws only when `signal` aborts the build.
+   */
+  async get(
+    key: string,
+    template: TemplateVm,
+    signal: AbortSignal,
+    onBuild: () => void,
+  ): Promise<Snapshot | undefined> {
+    if (this.#refused.has(key)) return undefined;
+    const existing = await this.#complete(key);
+    if (existing !== undefined) return existing;
+    let building = this.#building.get(key);
+    if (building === undefined) {
+      onBuild();
+      building = this.#build(key, template, signal).finally(() => this.#building.delete(key));
+      this.#building.set(key, building);
+    }
+    return await building;
+  }
+
+  /** Drops a snapshot that failed to resume, so the next job of its key makes a new one. */
+  async discard(key: string): Promise<void> {
+    this.log.warn("discarding a warm-start snapshot that failed to resume", { key });
+    await Deno.remove(`${this.root}/${key}`, { recursive: true }).catch(() => {});
+  }
+
+  /** Ends the template VMs a killed supervisor left, and removes their directories. */
+  async removeUnfinished(): Promise<void> {
+    for (const dir of await this.#entries((name) => name.includes(BUILDING))) {
+      const pid = await runningQemuOf(dir);
+      if (pid !== undefined) await killProcesses([pid]);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  async #complete(key: string): Promise<Snapshot | undefined> {
+    const dir = `${this.root}/${key}`;
+    try {
+      await Deno.stat(`${dir}/memory`);
+    } catch {
+      return undefined;
+    }
+    const now = new Date();
+    // Its time says when it was last used, for pruning.
+    await Deno.utime(dir, now, now).catch(() => {});
+    const disk = await Deno.stat(`${dir}/disk.qcow2`).then(() => `${dir}/disk.qcow2`, () => {
+      return undefined;
+    });
+    return { key, memory: `${dir}/memory`, disk };
+  }
+
+  async #build(key: string, template: TemplateVm, signal: AbortSignal) {
+    // Short: the puppet's socket in it must fit a unix socket path, as a job directory's does.
+    const dir = `${this.root}/${key}${BUILDING}${crypto.randomUUID().slice(0, 6)}`;
+    const started = performance.now();
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    try {
+      const refusal = await makeSnapshot(dir, template, signal);
+      if (refusal !== undefined) {
+        this.log.warn("cannot make a warm-start snapshot: jobs of this image boot cold", {
+          key,
+          reason: refusal,
+        });
+        this.#refused.set(key, refusal);
+        return undefined;
+      }
+      for (const file of ["secret", "console.log", "qmp.sock", "puppet.sock", "qemu.pid"]) {
+        await Deno.remove(`${dir}/${file}`).catch(() => {});
+      }
+      await Deno.rename(dir, `${this.root}/${key}`);
+      this.log.info("made a warm-start snapshot", {
+        key,
+        ms: Math.round(performance.now() - started),
+        memory_bytes: (await Deno.stat(`${this.root}/${key}/memory`)).size,
+      });
+      await this.#prune(key);
+      return await this.#complete(key);
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  /** Keeps the newest snapshots (by last use), always including `keep`. */
+  async #prune(keep: string): Promise<void> {
+    const dirs = await this.#entries((name) => !name.includes(BUILDING) && name !== keep);
+    const used = await Promise.all(
+      dirs.map(async (dir) => ({ dir, at: (await Deno.stat(dir)).mtime?.getTime() ?? 0 })),
+    );
+    used.sort((a, b) => b.at - a.at);
+    for (const { dir } of used.slice(KEEP_SNAPSHOTS - 1)) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  async #entries(match: (name: string) => boolean): Promise<string[]> {
+    const dirs: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(this.root)) {
+        if (entry.isDirectory && match(entry.name)) dirs.push(`${this.root}/${entry.name}`);
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    return dirs;
+  }
+}
+
+/**
+ * Boots the template in `dir` until its puppet sends `auth` with the template's secret, then
+ * saves the paused VM to `dir/memory` and quits. Returns why it could not, or undefined.
+ */
+async function makeSnapshot(
+  dir: string,
+  template: TemplateVm,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  const secret = generatePuppetSecret();
+  await Deno.writeTextFile(`${dir}/secret`, secret, { mode: 0o600 });
+  if (template.topLayer !== undefined) {
+    await createOverlay(
+      template.qemuImg,
+      template.topLayer,
+      `${dir}/disk.qcow2`,
+      template.diskSizeBytes,
+    );
+  }
+  await template.prepare(dir);
+  const qemu = new Deno.Command(template.qemu, {
+    args: await template.args(dir),
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    detached: true,
+  }).spawn();
+  const stderr = new Response(qemu.stderr).text();
+  let exited = false;
+  void qemu.status.then(() => (exited = true));
+  const kill = () => void killProcesses([qemu.pid]);
+  signal.addEventListener("abort", kill);
+  let puppet: Deno.UnixConn | undefined;
+  try {
+    const deadline = Date.now() + template.bootTimeoutMs;
+    while (puppet === undefined) {
+      if (exited) return `QEMU exited while booting: ${(await stderr).trim()}`;
+      if (signal.aborted) throw new Error("the job was stopped");
+      if (Date.now() > deadline) return "QEMU did not open the puppet's socket";
+      puppet = await Deno.connect({ transport: "unix", path: `${dir}/puppet.sock` })
+        .catch(() => delay(20).then(() => undefined));
+    }
+    const channel = new FramedChannel(puppet, PuppetMessage, { maxBytes: MAX_PUPPET_FRAME_BYTES });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const first = await Promise.race([
+      channel.receive(),
+      qemu.status.then(() => undefined),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (signal.aborted) throw new Error("the job was stopped");
+    if (first?.type !== "auth" || !puppetSecretMatches(first.secret, secret)) {
+      return exited
+        ? `QEMU exited before the puppet authenticated: ${(await stderr).trim()}`
+        : `the puppet did not authenticate within ${template.bootTimeoutMs} ms`;
+    }
+    if (first.protocol_version < RESTORABLE_PUPPET_VERSION) {
+      return `the image's puppet speaks protocol version ${first.protocol_version}; warm start ` +
+        `needs ${RESTORABLE_PUPPET_VERSION} (upgrade tml in the image)`;
+    }
+    // The connection stays open until QEMU quits: the saved state has the puppet's port
+    // connected, as each job's supervisor will be.
+    const qmp = await QmpClient.connect(`${dir}/qmp.sock`, 5_000);
+    try {
+      await qmp.execute("stop");
+      // The default bandwidth cap (128 MiB/s) would make saving take seconds.
+      await qmp.execute("migrate-set-parameters", { "max-bandwidth": 64 * 1024 ** 3 });
+      await qmp.execute("migrate", { uri: `exec:cat > ${shellQuote(`${dir}/memory`)}` });
+      while (true) {
+        const { status, "error-desc": error } = await qmp.execute("query-migrate") as {
+          status?: string;
+          "error-desc"?: string;
+        };
+        if (status === "completed") break;
+        if (status === "failed" || status === "cancelled") {
+          return `QEMU could not save the VM: ${error ?? status}`;
+        }
+        await delay(10);
+      }
+      await qmp.execute("quit").catch(() => {});
+    } finally {
+      qmp.close();
+    }
+    await qemu.status;
+    return undefined;
+  } finally {
+    signal.removeEventListener("abort", kill);
+    puppet?.close();
+    if (!exited) await killProcesses([qemu.pid]);
+    await qemu.status;
+    await stderr.catch(() => "");
+  }
+}
+
+/** Quotes a path for `/bin/sh`, which runs QEMU's `exec:` migration commands. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
