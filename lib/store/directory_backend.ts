@@ -28,8 +28,6 @@ import type {
 /** Temp files untouched this long belong to a crashed writer and are removed on start. */
 export const STALE_TMP_MS = 60 * 60 * 1000;
 const BLOCK = 1024 * 1024;
-/** Blocks a read stream fetches ahead of its reader. */
-const READ_AHEAD = 4;
 
 interface Target {
   path: string;
@@ -260,11 +258,13 @@ function removeStaleTmp(tmp: string, cutoff: number): void {
 }
 
 /**
- * Streams `length` bytes from the file's current position, closing it at the end or on
- * cancel. Each chunk is a fresh buffer because the reader keeps it. Up to READ_AHEAD blocks
- * are read before they are asked for: file reads run on another thread, so a server's socket
- * writes and the next reads overlap (a bare Deno.serve sending 1 GiB to curl on loopback:
- * ~1.8 GB/s reading one block at a time, ~2.6 GB/s four ahead; nginx ~2.5 GB/s).
+ * Streams `length` bytes from the file's current position as a byte stream, closing the file at
+ * the end or on cancel. A BYOB reader has its own buffer filled, so a consumer that reuses its
+ * buffers (the HTTP server, http1_server.ts) allocates nothing per block, and one that keeps
+ * several reads pending gets the file read ahead into them. A default reader gets a fresh
+ * 1 MiB block per read, because it keeps the chunk. Nothing is read before it is asked for
+ * (high-water mark 0): a block read ahead into the stream's own queue would be fresh memory
+ * and one more copy into the reader's buffer.
  */
 function fileStream(file: Deno.FsFile, length: number): ReadableStream<Uint8Array> {
   let remaining = length;
@@ -273,26 +273,42 @@ function fileStream(file: Deno.FsFile, length: number): ReadableStream<Uint8Arra
     if (open) file.close();
     open = false;
   };
-  return new ReadableStream<Uint8Array>({
+  return new ReadableStream({
+    type: "bytes",
     async pull(controller) {
+      const request = controller.byobRequest;
       try {
         if (remaining === 0) {
           close();
           controller.close();
+          request?.respond(0);
           return;
         }
-        const buffer = new Uint8Array(Math.min(BLOCK, remaining));
-        const n = await file.read(buffer);
-        if (n === null) throw new Error(`file ended ${remaining} bytes early`);
-        remaining -= n;
-        controller.enqueue(buffer.subarray(0, n));
+        if (request?.view) {
+          const view = request.view;
+          const into = new Uint8Array(
+            view.buffer,
+            view.byteOffset,
+            Math.min(view.byteLength, remaining),
+          );
+          const n = await file.read(into);
+          if (n === null) throw new Error(`file ended ${remaining} bytes early`);
+          remaining -= n;
+          request.respond(n);
+        } else {
+          const buffer = new Uint8Array(Math.min(BLOCK, remaining));
+          const n = await file.read(buffer);
+          if (n === null) throw new Error(`file ended ${remaining} bytes early`);
+          remaining -= n;
+          controller.enqueue(buffer.subarray(0, n));
+        }
       } catch (error) {
         close();
         controller.error(error);
       }
     },
     cancel: close,
-  }, new CountQueuingStrategy({ highWaterMark: READ_AHEAD }));
+  }, { highWaterMark: 0 });
 }
 
 /** Tells the sender of a body that will not be read to stop. */

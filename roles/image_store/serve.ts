@@ -10,6 +10,7 @@ import { openDirectoryStore } from "../../lib/store/blob_store.ts";
 import { buildApp } from "./app.ts";
 import { ImageStoreConfig } from "./config.ts";
 import { GcLock } from "./gc_lock.ts";
+import { serveHttp1 } from "./http1_server.ts";
 import { StoreHttpError } from "./http_errors.ts";
 import { loadImages } from "./load_images.ts";
 import { MirrorIndex } from "./mirror_index.ts";
@@ -52,21 +53,20 @@ export async function serve(options: ServeOptions): Promise<void> {
   const separator = config.listen.lastIndexOf(":");
   const hostname = config.listen.slice(0, separator).replace(/^\[(.*)\]$/, "$1") || "0.0.0.0";
   const port = Number(config.listen.slice(separator + 1));
-  const server = Deno.serve({
-    hostname,
-    port,
-    onListen: ({ hostname, port }) => {
-      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-      console.log(`listening on http://${host}:${port}`);
-      log.info("image store started", {
-        url: `http://${host}:${port}`,
-        root: config.root,
-        images: catalog.size,
-        indexed_paths: index.entries,
-        uploads: auth.enabled ? "enabled" : "disabled",
-      });
-    },
-  }, app.fetch);
+  const server = serveHttp1({ hostname, port, refuseTarget }, app.fetch, (error) => {
+    log.error("request failed", { error: error instanceof Error ? error.message : String(error) });
+  });
+  const host = server.addr.hostname.includes(":")
+    ? `[${server.addr.hostname}]`
+    : server.addr.hostname;
+  console.log(`listening on http://${host}:${server.addr.port}`);
+  log.info("image store started", {
+    url: `http://${host}:${server.addr.port}`,
+    root: config.root,
+    images: catalog.size,
+    indexed_paths: index.entries,
+    uploads: auth.enabled ? "enabled" : "disabled",
+  });
 
   const shutdown = async () => {
     log.info("image store shutting down");
@@ -76,6 +76,17 @@ export async function serve(options: ServeOptions): Promise<void> {
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
   await server.finished;
+}
+
+/** The answer to a path with dot segments, which the router would only see resolved. */
+function refuseTarget(target: string): Response {
+  const error = new StoreHttpError(
+    400,
+    "invalid_path",
+    `Invalid path "${target.slice(0, 200)}": "." and ".." segments are not allowed`,
+    { field: "path" },
+  );
+  return Response.json({ error: error.toJSON() }, { status: 400 });
 }
 
 async function readToken(path: string): Promise<string> {
