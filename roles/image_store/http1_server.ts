@@ -27,6 +27,8 @@ const MAX_HEAD = 64 * 1024;
 const BUFFERS = 4;
 const BUFFER_SIZE = 1 << 20;
 const SMALL_BUFFER_SIZE = 64 * 1024;
+/** How long a connection may take to send a request head (idle keep-alive included). */
+const HEAD_TIMEOUT_MS = 60_000;
 /** How long a connection closed with its request body unread keeps reading (and dropping). */
 const LINGER_MS = 2000;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -49,6 +51,8 @@ export function serveHttp1(
     port: number;
     /** The answer to a request target the URL parser would rewrite (see Connection). */
     refuseTarget: (target: string) => Response;
+    /** How long a connection may take to send a request head, idle ones included. */
+    headTimeoutMs?: number;
   },
   handler: Http1Handler,
   onError: (error: unknown) => void,
@@ -63,6 +67,7 @@ export function serveHttp1(
           conn,
           handler,
           options.refuseTarget,
+          options.headTimeoutMs ?? HEAD_TIMEOUT_MS,
           onError,
           () => stopping,
         );
@@ -106,6 +111,7 @@ class Connection {
   readonly #refuseTarget: (target: string) => Response;
   readonly #onError: (error: unknown) => void;
   readonly #stopping: () => boolean;
+  readonly #headTimeoutMs: number;
   readonly #input: ConnInput;
   #idle = true;
   #closed = false;
@@ -115,9 +121,11 @@ class Connection {
     conn: Deno.Conn,
     handler: Http1Handler,
     refuseTarget: (target: string) => Response,
+    headTimeoutMs: number,
     onError: (error: unknown) => void,
     stopping: () => boolean,
   ) {
+    this.#headTimeoutMs = headTimeoutMs;
     this.#conn = conn;
     this.#handler = handler;
     this.#refuseTarget = refuseTarget;
@@ -153,7 +161,10 @@ class Connection {
       this.#idle = true;
       let head: RequestHead;
       try {
-        const bytes = await this.#input.readHead();
+        // A client that holds a connection without sending a request (idle keep-alive, or
+        // trickling a head) is cut off, so connections cannot pile up forever.
+        const timer = setTimeout(() => this.#close(), this.#headTimeoutMs);
+        const bytes = await this.#input.readHead().finally(() => clearTimeout(timer));
         if (bytes === null) return;
         this.#idle = false;
         head = parseHead(bytes);

@@ -6,12 +6,14 @@ import { serveHttp1 } from "./http1_server.ts";
 async function withEchoServer(
   test: (port: number) => Promise<void>,
   handler?: (request: Request) => Response | Promise<Response>,
+  headTimeoutMs?: number,
 ): Promise<void> {
   const server = serveHttp1(
     {
       hostname: "127.0.0.1",
       port: 0,
       refuseTarget: (target) => new Response(`refused ${target}`, { status: 400 }),
+      headTimeoutMs,
     },
     handler ?? (async (request) => {
       const body = new Uint8Array(await request.arrayBuffer());
@@ -197,4 +199,19 @@ Deno.test("serveHttp1() refuses a target the URL parser would rewrite (dot segme
     );
     assertStringIncludes(plain, `"url":"http://x/a/b?c=d"`);
   });
+});
+
+Deno.test("serveHttp1() closes a connection that sends no request head in time", async () => {
+  await withEchoServer(
+    async (port) => {
+      // Half a head, then nothing: the server must end the connection by itself.
+      const reply = await exchange(port, "GET / HTTP/1.1\r\nHost:");
+      assertEquals(reply, "");
+      // A keep-alive connection is answered, then closed once idle for as long.
+      const answered = await exchange(port, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+      assertMatch(answered, /^HTTP\/1\.1 200 /);
+    },
+    undefined,
+    100,
+  );
 });
