@@ -13,9 +13,14 @@
  * Every process shares this machine's cores: the proxied path runs four busy processes
  * (client, rendezvous server, supervisor, host) where the direct one runs two, and each relay
  * copies every byte in and out of the kernel, which costs it about as much CPU as the host's
- * reading. On a 2-vCPU machine shared with other work the TCP path measured 0.43-0.64x direct;
- * what was tried to do better: larger relay buffers (up to 4 MiB: +15%, kept), double
- * buffering (slower), and splice(2) through FFI (more CPU per byte on loopback, slower).
+ * reading. The bench prints each process's CPU seconds per GiB, which say why: on a 2-vCPU
+ * machine the direct path costs ~0.5 CPU-s/GiB (client ~0.3, host ~0.2) and the TCP path
+ * ~1.0-1.1 (each relay ~0.3), so with both cores busy the TCP path cannot pass ~0.55-0.6x a
+ * direct run that itself uses ~1.6 cores; 0.8x needs both relays together under ~0.3 CPU-s/GiB.
+ * It measured 0.43-0.65x direct. Tried: larger relay buffers (up to 4 MiB: +15%, kept), double
+ * buffering (slower), and splice(2) through FFI, both a first version and one with 1 MiB pipes
+ * and ~1 MiB per round (~1 recv, 2 splices and 1 write per MiB; the relays took 0.34-0.56
+ * CPU-s/GiB against 0.30-0.41 copying, run by run: slower).
  */
 import { openPostgres } from "../lib/db/postgres.ts";
 import { migrate } from "../lib/db/migrations.ts";
@@ -174,8 +179,30 @@ const viaWebsocket: Dial = (service) =>
     { headers: { authorization: `Bearer ${userToken}` } },
   );
 
+/** CPU seconds (user + system, all threads) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ ticks
+}
+
+/** The processes bytes pass through, for CPU seconds per GiB carried. */
+const PROCESSES = {
+  client: Deno.pid,
+  rendezvous: rendezvous.pid,
+  supervisor: supervisor.pid,
+  host: host.pid,
+};
+type CpuPerGiB = Record<keyof typeof PROCESSES, number>;
+const cpu: Record<"direct" | "port" | "websocket", CpuPerGiB[]> = {
+  direct: [],
+  port: [],
+  websocket: [],
+};
+
 /** Uploads UPLOAD_BYTES and waits for the sink's count; MB/s. */
-async function upload(dial: Dial): Promise<number> {
+async function upload(dial: Dial, path: keyof typeof cpu): Promise<number> {
+  const before = Object.values(PROCESSES).map(cpuSeconds);
   const stream = await dial("sink");
   const chunk = new Uint8Array(256 * 1024).fill(7);
   const started = performance.now();
@@ -191,6 +218,11 @@ async function upload(dial: Dial): Promise<number> {
   const counted = Number(new DataView(answer.buffer).getBigUint64(0));
   stream.close();
   if (counted !== UPLOAD_BYTES) throw new Error(`the sink counted ${counted} bytes`);
+  const gib = UPLOAD_BYTES / 2 ** 30;
+  const used = Object.values(PROCESSES).map((pid, i) => (cpuSeconds(pid) - before[i]) / gib);
+  cpu[path].push(
+    Object.fromEntries(Object.keys(PROCESSES).map((name, i) => [name, used[i]])) as CpuPerGiB,
+  );
   return UPLOAD_BYTES / 1e6 / seconds;
 }
 
@@ -232,9 +264,22 @@ try {
   const rates = { direct: [] as number[], port: [] as number[], websocket: [] as number[] };
   // Interleaved, so a slow moment of the shared machine hits every path alike.
   for (let round = 0; round < ROUNDS; round++) {
-    rates.direct.push(await upload(direct));
-    rates.port.push(await upload(viaPort));
-    rates.websocket.push(await upload(viaWebsocket));
+    rates.direct.push(await upload(direct, "direct"));
+    rates.port.push(await upload(viaPort, "port"));
+    rates.websocket.push(await upload(viaWebsocket, "websocket"));
+  }
+  console.log("each round, MB/s (direct, TCP path, websocket path):");
+  for (let round = 0; round < ROUNDS; round++) {
+    console.log(`  ${[rates.direct, rates.port, rates.websocket].map((r) => r[round].toFixed(0))}`);
+  }
+  console.log("CPU seconds per GiB uploaded, median of each process's rounds:");
+  for (const [path, rounds] of Object.entries(cpu)) {
+    const each = Object.keys(PROCESSES).map((name) => {
+      const seconds = median(rounds.map((round) => round[name as keyof CpuPerGiB]));
+      return `${name} ${seconds.toFixed(2)}`;
+    });
+    const total = median(rounds.map((round) => Object.values(round).reduce((a, b) => a + b)));
+    console.log(`  ${path}: ${each.join(", ")}; total ${total.toFixed(2)}`);
   }
   const directRate = median(rates.direct);
   console.log(`throughput of a 1 GiB upload, median of ${ROUNDS} rounds:`);
