@@ -42,7 +42,7 @@ export interface PuppetOptions {
   /** Reads the per-job secret; called for every authentication (a resumed VM has a new one). */
   readSecret: () => Promise<string>;
   /** Brings the host up to date after a resume from a snapshot (`resume.ts`). */
-  onRestored: (restored: Restored) => Promise<void>;
+  onRestored: (restored: Restored) => void;
   root: string;
   /** Where the job's SSH keys go. */
   authorizedKeys: string;
@@ -106,7 +106,7 @@ export class Puppet {
   }
 
   async #connect(): Promise<Channel | undefined> {
-    const deadline = Date.now() + this.options.reconnectTimeoutMs;
+    const deadline = performance.now() + this.options.reconnectTimeoutMs;
     let backoff = 100;
     while (!this.#stopping) {
       try {
@@ -116,7 +116,7 @@ export class Puppet {
           onInvalid: (detail) => this.options.log.warn("ignoring an invalid frame", { detail }),
         });
       } catch (error) {
-        if (Date.now() + backoff > deadline) {
+        if (performance.now() + backoff > deadline) {
           throw new PuppetError(
             "supervisor_unreachable",
             `Cannot reach the supervisor at "${formatChannelSpec(this.options.channel)}": ${
@@ -134,19 +134,22 @@ export class Puppet {
 
   /** One authenticated connection's life: "shutdown" when asked to end, else "lost". */
   async #session(channel: Channel): Promise<"shutdown" | "lost"> {
-    let lastHeard = Date.now();
+    // Monotonic: a resumed VM's clock is set forward (`restored`) while this session runs.
+    let lastHeard = performance.now();
     let heartbeat: ReturnType<typeof setInterval> | undefined;
     let poller: ReturnType<typeof setInterval> | undefined;
     try {
       let answer = await this.#authenticate(channel);
       // Resumed from a warm-start snapshot: the clock and the secret are the template's.
       while (answer?.type === "restored") {
-        this.options.log.info("resumed from a snapshot");
-        await this.options.onRestored(answer).catch((error) =>
-          this.options.log.warn("cannot bring the host up to date", {
+        try {
+          this.options.onRestored(answer);
+          this.options.log.info("resumed from a snapshot: clock set, random generator reseeded");
+        } catch (error) {
+          this.options.log.warn("cannot bring the host up to date after a resume", {
             error: (error as Error).message,
-          })
-        );
+          });
+        }
         answer = await this.#authenticate(channel);
       }
       if (answer?.type === "auth_failed") {
@@ -160,7 +163,7 @@ export class Puppet {
 
       this.#channel = channel;
       heartbeat = setInterval(() => {
-        if (Date.now() - lastHeard > SILENT_INTERVALS * answer.heartbeat_interval_ms) {
+        if (performance.now() - lastHeard > SILENT_INTERVALS * answer.heartbeat_interval_ms) {
           this.options.log.warn("the supervisor stopped answering heartbeats");
           channel.close();
           return;
@@ -176,7 +179,7 @@ export class Puppet {
 
       while (true) {
         const message = await channel.receive();
-        lastHeard = Date.now();
+        lastHeard = performance.now();
         if (message === undefined) return this.#stopping ? "shutdown" : "lost";
         if (message.type === "shutdown") {
           this.options.log.info("the supervisor asked to shut down", { reason: message.reason });

@@ -4,7 +4,7 @@
  */
 import { createLogger } from "../../lib/log.ts";
 import { locateChannel, locateSecret } from "./channel_locator.ts";
-import { resumeHost } from "./resume.ts";
+import { HostResume } from "./resume.ts";
 import { defaultControlSocket, sendToPuppet } from "./control_socket.ts";
 import { PuppetError } from "./errors.ts";
 import { lookupUser } from "./job_files.ts";
@@ -28,6 +28,7 @@ export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
   const channel = await locateChannel({ flag: flags.channel });
   // Found once now, so a missing secret fails at start; read again for every authentication.
   await locateSecret({ flag: flags.secretFile });
+  const hostResume = HostResume.open();
   // Every path absolute: the control socket may change the working directory.
   const root = absolute(flags.root);
   // In a real host the puppet runs as root and the job's files belong to the SSH user; run as
@@ -36,7 +37,10 @@ export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
   const puppet = new Puppet({
     channel,
     readSecret: () => locateSecret({ flag: flags.secretFile }),
-    onRestored: resumeHost,
+    onRestored: (restored) => {
+      if (hostResume === undefined) throw new Error("cannot open libc.so.6");
+      hostResume.resume(restored);
+    },
     root,
     authorizedKeys: absolute(
       flags.authorizedKeys ??

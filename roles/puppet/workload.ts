@@ -86,8 +86,8 @@ export class Workload {
     if (!ended) await this.finished;
     // SIGKILL is delivered asynchronously: a child can still be running for a moment after the
     // wrapper has been reaped.
-    const deadline = Date.now() + KILL_SETTLE_MS;
-    while (await groupHasLiveMembers(this.pid) && Date.now() < deadline) await delay(10);
+    const deadline = performance.now() + KILL_SETTLE_MS;
+    while (await groupHasLiveMembers(this.pid) && performance.now() < deadline) await delay(10);
   }
 
   #signalGroup(signal: Deno.Signal): void {

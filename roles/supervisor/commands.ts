@@ -111,6 +111,16 @@ Examples:
       "--site-cache <dir>",
       `where images are cached (${envVarName("site_cache")}, default STATE_DIR/images)`,
     )
+    .option(
+      "--no-warm-start",
+      `boot every VM instead of resuming it from a snapshot (${envVarName("warm_start")}=false)`,
+    )
+    .option(
+      "--snapshot-dir <dir>",
+      `where warm-start snapshots are kept (${
+        envVarName("snapshot_dir")
+      }, default STATE_DIR/snapshots)`,
+    )
     .addHelpText(
       "after",
       `
@@ -119,6 +129,11 @@ site cache (only the blobs it lacks, each verified), checks its qcow2 layers, pu
 overlay on them, and boots it: directly (kernel, initrd and command line from the image), or
 with UEFI firmware (OVMF) for Treadmill's disk images. The puppet in the guest reports to the
 supervisor over virtio-serial; the guest's serial console becomes the job's log.
+
+Warm start: the first job of an image (per machine arguments) boots it once more to make a
+snapshot of the booted guest; every later job's VM resumes from it in about a second instead
+of booting, with its own disk overlay, secret, clock and reseeded random generator. Machines
+that depend on the job (a start script, or {job_id}/{job_workdir} in qemu_args) boot cold.
 
 qemu_args is a template: {job_id}, {job_workdir}, {main_disk_image}, {state_dir} and the
 variables the start script sets are filled in. tml attaches the job's disk as virtio unless
@@ -147,6 +162,9 @@ Examples:
           start_script: options.startScript,
           working_disk_max_bytes: options.workingDiskMaxBytes,
           site_cache: options.siteCache,
+          // Commander sets true unless --no-warm-start: only the flag may override lower layers.
+          warm_start: options.warmStart === false ? false : undefined,
+          snapshot_dir: options.snapshotDir,
         },
       });
     });

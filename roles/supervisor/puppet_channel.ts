@@ -194,10 +194,10 @@ export class PuppetChannel {
 
   #heard(): void {
     if (this.#closed) return;
-    this.#lastHeard = Date.now();
+    this.#lastHeard = performance.now();
     const limit = this.#heartbeatMs * (this.options.missedHeartbeats ?? 3);
     this.#watchdog ??= setInterval(() => {
-      if (this.#closed || Date.now() - this.#lastHeard <= limit) return;
+      if (this.#closed || performance.now() - this.#lastHeard <= limit) return;
       this.close();
       this.options.events.hostLost({
         kind: "unresponsive",

@@ -6,7 +6,7 @@
  * KVM is opt-in).
  */
 import { z } from "zod";
-import { configNumber } from "../../lib/config.ts";
+import { configBool, configNumber } from "../../lib/config.ts";
 import { SupervisorConfig } from "./config.ts";
 import { TEMPLATE_NAME } from "./qemu_args.ts";
 
@@ -45,6 +45,14 @@ export const QemuSupervisorConfig = SupervisorConfig.extend({
    * larger are refused. Default: the image's own disk size.
    */
   working_disk_max_bytes: configNumber().pipe(z.number().int().positive()).optional(),
+  /**
+   * Resume each job's VM from a snapshot of its image booted once, instead of booting it
+   * (seconds saved per job under software emulation). Jobs whose machine depends on the job (a
+   * `start_script`, or `qemu_args` naming `{job_id}` or `{job_workdir}`) boot cold anyway.
+   */
+  warm_start: configBool().default(true),
+  /** Where warm-start snapshots are kept (default `<state_dir>/snapshots`). */
+  snapshot_dir: z.string().min(1).optional(),
   /** Where images are cached (default `<state_dir>/images`). */
   site_cache: z.string().min(1).optional(),
 });

@@ -91,6 +91,11 @@ export interface QemuDriverOptions {
    * than boot it (default true). Machines that depend on the job boot cold regardless.
    */
   warmStart?: boolean;
+  /**
+   * Where warm-start snapshots live (default `<stateDir>/snapshots`); supervisors on one
+   * machine may share one.
+   */
+  snapshotDir?: string;
   /** Size the job's disk is extended to; images with a larger disk are refused. */
   workingDiskMaxBytes?: number;
   /** How long the guest has from QEMU's start to the puppet's ready (default 120 s). */
@@ -129,7 +134,10 @@ export class QemuDriver implements HostDriver {
       );
     }
     if (options.warmStart !== false) {
-      this.#snapshots = new QemuSnapshots(`${options.stateDir}/snapshots`, this.#log);
+      this.#snapshots = new QemuSnapshots(
+        options.snapshotDir ?? `${options.stateDir}/snapshots`,
+        this.#log,
+      );
     }
     this.#siteCache = new SiteCacheCheck(
       options.store,
@@ -475,7 +483,9 @@ class QemuHost {
   /** Files a VM in `dir` needs before QEMU starts, beside its disk and secret. */
   async #prepareVmDir(plan: BootPlan, dir: string): Promise<void> {
     // UEFI writes its variables (boot entries): each VM gets a fresh copy of the template.
-    if (plan.kind === "uefi") await Deno.copyFile((await requireOvmf()).vars, `${dir}/UEFI_VARS.fd`);
+    if (plan.kind === "uefi") {
+      await Deno.copyFile((await requireOvmf()).vars, `${dir}/UEFI_VARS.fd`);
+    }
   }
 
   #spawn(

@@ -23,6 +23,9 @@ import { QemuDriver, type QemuDriverOptions } from "./qemu_driver.ts";
 const BOOT_TIMEOUT_MS = 90_000;
 const log = createLogger("test:qemu", "warn");
 const guest = await testGuest();
+/** Warm-start snapshots every driver of this file shares: the guest is snapshotted once. */
+const sharedSnapshots = await Deno.makeTempDir({ prefix: "tml-snapshots-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(sharedSnapshots, { recursive: true }));
 
 testHostDriverConformance({
   name: "qemu",
@@ -33,6 +36,7 @@ testHostDriverConformance({
       bootTimeoutMs: BOOT_TIMEOUT_MS,
       stopGraceMs: 5_000,
       heartbeatIntervalMs: 1_000,
+      snapshotDir: sharedSnapshots,
     }, log),
   imageId: guest.imageId,
   readyTimeoutMs: BOOT_TIMEOUT_MS,
@@ -229,6 +233,99 @@ qemuTest(
     }),
 );
 
+/** The `key=value` lines a workload printed. */
+function printed(output: string): Record<string, string> {
+  return Object.fromEntries(
+    [...output.matchAll(/^(\w+)=(.*?)\r?$/gm)].map(([, key, value]) => [key, value]),
+  );
+}
+
+qemuTest(
+  "QemuDriver resumes each job's VM from a warm-start snapshot, with its own secret, clock and randomness",
+  async () => {
+    const snapshotDir = await Deno.makeTempDir({ prefix: "tml-snapshots-" });
+    try {
+      await withDriver({ snapshotDir }, async (driver, stateDir) => {
+        const workload = "echo x=$(cat /run/tml/parameters/x); echo now=$(date +%s); " +
+          "echo random=$(od -An -tx1 -N16 /dev/urandom | tr -d ' ')";
+        const runJob = async (value: string) => {
+          const events = new HostEventLog();
+          const job = { ...jobSpec(workload), parameters: { x: { value, secret: false } } };
+          const startedAt = Date.now() / 1000;
+          const host = await driver.start(job, events, new AbortController().signal);
+          const finished = await events.waitFor("workloadFinished", BOOT_TIMEOUT_MS);
+          const finishedAt = Date.now() / 1000;
+          assertEquals(finished.result.outcome, "success", events.outputText);
+          await host.stop("test over");
+          const progress = events.events.flatMap((event) =>
+            event.type === "progress" ? [event.message ?? ""] : []
+          );
+          return {
+            output: printed(events.outputText),
+            progress,
+            text: events.outputText,
+            window: [startedAt, finishedAt],
+          };
+        };
+        const first = await runJob("first");
+        assert(first.progress.some((message) => message.includes("booting the image once")));
+        assertEquals([...Deno.readDirSync(snapshotDir)].length, 1, "one snapshot");
+        // Long enough for a clock left at the snapshot's time to show.
+        await new Promise((resolve) => setTimeout(resolve, 3_000));
+        const second = await runJob("second");
+        assert(!second.progress.some((message) => message.includes("booting the image once")));
+        assert(second.progress.some((message) => message.includes("resuming the VM")));
+        assertEquals([first.output.x, second.output.x], ["first", "second"]);
+        // `date +%s` truncates: the guest's clock is within the job's run, to the second.
+        const [from, to] = second.window;
+        const guestNow = Number(second.output.now);
+        assert(
+          guestNow >= Math.floor(from) && guestNow <= to,
+          `guest clock ${guestNow}, job ran from ${from} to ${to}`,
+        );
+        assertStringIncludes(second.text, "clock set, random generator reseeded");
+        assertMatch(first.output.random, /^[0-9a-f]{32}$/);
+        assert(first.output.random !== second.output.random, "the same random bytes twice");
+        assertEquals([...Deno.readDirSync(`${stateDir}/jobs`)], []);
+      });
+    } finally {
+      await Deno.remove(snapshotDir, { recursive: true });
+    }
+  },
+);
+
+qemuTest(
+  "QemuDriver discards a warm-start snapshot QEMU cannot load, and the next job makes a new one",
+  async () => {
+    const snapshotDir = await Deno.makeTempDir({ prefix: "tml-snapshots-" });
+    try {
+      await withDriver({ snapshotDir }, async (driver) => {
+        const first = new HostEventLog();
+        await driver.start(jobSpec("true"), first, new AbortController().signal);
+        await first.waitFor("workloadFinished", BOOT_TIMEOUT_MS);
+        const [snapshot] = [...Deno.readDirSync(snapshotDir)];
+        const memory = `${snapshotDir}/${snapshot.name}/memory`;
+        await Deno.truncate(memory, (await Deno.stat(memory)).size / 2);
+        const broken = new HostEventLog();
+        await driver.start(jobSpec("true"), broken, new AbortController().signal);
+        const { loss } = await broken.waitFor("hostLost", BOOT_TIMEOUT_MS);
+        assertEquals(loss.kind, "crashed");
+        assertStringIncludes(loss.message, "before the puppet was ready");
+        assert(!await exists(`${snapshotDir}/${snapshot.name}`), "the broken snapshot is gone");
+        const next = new HostEventLog();
+        await driver.start(jobSpec("true"), next, new AbortController().signal);
+        assertEquals(
+          (await next.waitFor("workloadFinished", BOOT_TIMEOUT_MS)).result.outcome,
+          "success",
+        );
+        assert(await exists(`${snapshotDir}/${snapshot.name}/memory`), "a new snapshot");
+      });
+    } finally {
+      await Deno.remove(snapshotDir, { recursive: true });
+    }
+  },
+);
+
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
@@ -250,6 +347,7 @@ async function withDriver(
     store: guest.store,
     bootTimeoutMs: BOOT_TIMEOUT_MS,
     stopGraceMs: 5_000,
+    snapshotDir: sharedSnapshots,
     ...options,
     startScript,
   }, log);

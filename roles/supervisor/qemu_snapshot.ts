@@ -156,7 +156,14 @@ export class QemuSnapshots {
       for (const file of ["secret", "console.log", "qmp.sock", "puppet.sock", "qemu.pid"]) {
         await Deno.remove(`${dir}/${file}`).catch(() => {});
       }
-      await Deno.rename(dir, `${this.root}/${key}`);
+      try {
+        await Deno.rename(dir, `${this.root}/${key}`);
+      } catch (error) {
+        // Another supervisor sharing the directory made the same snapshot first: use that.
+        const theirs = await this.#complete(key);
+        if (theirs === undefined) throw error;
+        return theirs;
+      }
       this.log.info("made a warm-start snapshot", {
         key,
         ms: Math.round(performance.now() - started),

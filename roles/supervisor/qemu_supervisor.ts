@@ -28,6 +28,8 @@ export async function runQemuSupervisor(sources: SupervisorConfigSources): Promi
       : config.rendezvous_services.map((service) => service.port),
     startScript: config.start_script,
     workingDiskMaxBytes: config.working_disk_max_bytes,
+    warmStart: config.warm_start,
+    snapshotDir: config.snapshot_dir,
     bootTimeoutMs: config.ready_timeout,
     stopGraceMs: config.stop_grace,
     heartbeatIntervalMs: config.heartbeat_interval,
