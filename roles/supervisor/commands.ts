@@ -112,8 +112,10 @@ Examples:
       `where images are cached (${envVarName("site_cache")}, default STATE_DIR/images)`,
     )
     .option(
-      "--no-warm-start",
-      `boot every VM instead of resuming it from a snapshot (${envVarName("warm_start")}=false)`,
+      "--warm-start",
+      `resume VMs from a snapshot of their image instead of booting them (${
+        envVarName("warm_start")
+      }=true)`,
     )
     .option(
       "--snapshot-dir <dir>",
@@ -130,7 +132,7 @@ overlay on them, and boots it: directly (kernel, initrd and command line from th
 with UEFI firmware (OVMF) for Treadmill's disk images. The puppet in the guest reports to the
 supervisor over virtio-serial; the guest's serial console becomes the job's log.
 
-Warm start: the first job of an image (per machine arguments) boots it once more to make a
+Warm start (--warm-start): the first job of an image (per machine arguments) boots it once more to make a
 snapshot of the booted guest; every later job's VM resumes from it in about a second instead
 of booting, with its own disk overlay, secret, clock and reseeded random generator. Machines
 that depend on the job (a start script, or {job_id}/{job_workdir} in qemu_args) boot cold.
@@ -162,8 +164,7 @@ Examples:
           start_script: options.startScript,
           working_disk_max_bytes: options.workingDiskMaxBytes,
           site_cache: options.siteCache,
-          // Commander sets true unless --no-warm-start: only the flag may override lower layers.
-          warm_start: options.warmStart === false ? false : undefined,
+          warm_start: options.warmStart,
           snapshot_dir: options.snapshotDir,
         },
       });
