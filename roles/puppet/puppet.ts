@@ -75,7 +75,10 @@ export class Puppet {
   #result?: WorkloadResult;
   #terminateRequested = false;
   #control?: ControlSocket;
+  /** The authenticated channel, where results and output go. */
   #channel?: Channel;
+  /** The connection of the session in progress, authenticated or not, so `stop()` can end it. */
+  #connection?: Channel;
   #tails?: Record<WorkloadStream, OutputTail>;
   /** Bytes of each stream already echoed to this process's stdout/stderr. */
   #echoed: Record<WorkloadStream, number> = { stdout: 0, stderr: 0 };
@@ -102,7 +105,7 @@ export class Puppet {
   /** Ends the puppet as if the supervisor had said shutdown (SIGTERM from the host's init). */
   stop(): void {
     this.#stopping = true;
-    this.#channel?.close();
+    this.#connection?.close();
   }
 
   async #connect(): Promise<Channel | undefined> {
@@ -138,7 +141,9 @@ export class Puppet {
     let lastHeard = performance.now();
     let heartbeat: ReturnType<typeof setInterval> | undefined;
     let poller: ReturnType<typeof setInterval> | undefined;
+    this.#connection = channel;
     try {
+      if (this.#stopping) return "shutdown";
       let answer = await this.#authenticate(channel);
       // Resumed from a warm-start snapshot: the clock and the secret are the template's.
       while (answer?.type === "restored") {
@@ -162,6 +167,9 @@ export class Puppet {
       await this.#prepare(answer.job);
 
       this.#channel = channel;
+      // The silence limit counts from now: writing the job files is not the supervisor's silence,
+      // nor is the time a warm-start snapshot sat on disk between `auth` and `restored`.
+      lastHeard = performance.now();
       heartbeat = setInterval(() => {
         if (performance.now() - lastHeard > SILENT_INTERVALS * answer.heartbeat_interval_ms) {
           this.options.log.warn("the supervisor stopped answering heartbeats");
@@ -194,6 +202,7 @@ export class Puppet {
       clearInterval(heartbeat);
       clearInterval(poller);
       if (this.#channel === channel) this.#channel = undefined;
+      if (this.#connection === channel) this.#connection = undefined;
       channel.close();
     }
   }
