@@ -113,10 +113,11 @@ Examples:
     )
     .option(
       "--warm-start",
-      `resume VMs from a snapshot of their image instead of booting them (${
+      `resume VMs from a snapshot of their image instead of booting them: the default (${
         envVarName("warm_start")
-      }=true)`,
+      })`,
     )
+    .option("--no-warm-start", "boot every job's VM from its image")
     .option(
       "--snapshot-dir <dir>",
       `where warm-start snapshots are kept (${
@@ -132,10 +133,11 @@ overlay on them, and boots it: directly (kernel, initrd and command line from th
 with UEFI firmware (OVMF) for Treadmill's disk images. The puppet in the guest reports to the
 supervisor over virtio-serial; the guest's serial console becomes the job's log.
 
-Warm start (--warm-start): the first job of an image (per machine arguments) boots it once more to make a
-snapshot of the booted guest; every later job's VM resumes from it in about a second instead
-of booting, with its own disk overlay, secret, clock and reseeded random generator. Machines
-that depend on the job (a start script, or {job_id}/{job_workdir} in qemu_args) boot cold.
+Warm start (the default; --no-warm-start turns it off): the first job of an image (per machine
+arguments) boots it once more to make a snapshot of the booted guest; every later job's VM
+resumes from it in about a second instead of booting, with its own disk overlay, secret, clock
+and reseeded random generator. Machines that depend on the job (a start script, or
+{job_id}/{job_workdir} in qemu_args) boot cold.
 
 qemu_args is a template: {job_id}, {job_workdir}, {main_disk_image}, {state_dir} and the
 variables the start script sets are filled in. tml attaches the job's disk as virtio unless

@@ -47,11 +47,10 @@ export const QemuSupervisorConfig = SupervisorConfig.extend({
   working_disk_max_bytes: configNumber().pipe(z.number().int().positive()).optional(),
   /**
    * Resume each job's VM from a snapshot of its image booted once, instead of booting it
-   * (seconds saved per job under software emulation). Off by default until the end-to-end
-   * tests pass with it. Jobs whose machine depends on the job (a
+   * (seconds saved per job under software emulation). Jobs whose machine depends on the job (a
    * `start_script`, or `qemu_args` naming `{job_id}` or `{job_workdir}`) boot cold anyway.
    */
-  warm_start: configBool().default(false),
+  warm_start: configBool().default(true),
   /** Where warm-start snapshots are kept (default `<state_dir>/snapshots`). */
   snapshot_dir: z.string().min(1).optional(),
   /** Where images are cached (default `<state_dir>/images`). */
