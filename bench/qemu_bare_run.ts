@@ -4,17 +4,25 @@
  * /proc/<pid>/cmdline, the pid from the job directory's qemu.pid), and `runBareQemu` replays it
  * in a directory of its own with a fresh overlay and secret, the supervisor's puppet channel as
  * the only peer (the guest's puppet needs one to authenticate, get its job and report ready).
- * Nothing else of the supervisor runs: no switchboard, no fetch, no console follower.
+ * A warm-started job's command loads its snapshot (`-incoming`): the run by hand then resumes
+ * it over QMP, as the supervisor does. Nothing else of the supervisor runs: no switchboard, no
+ * fetch, no console follower.
  */
 import { createLogger } from "../lib/log.ts";
 import { generatePuppetSecret, PuppetChannel } from "../roles/supervisor/puppet_channel.ts";
-import { createOverlay } from "../roles/supervisor/qemu_disk.ts";
+import { createOverlay, readBackingFile } from "../roles/supervisor/qemu_disk.ts";
+import { resumeLoadedVm } from "../roles/supervisor/qemu_driver.ts";
+import { withStartingQemu } from "../roles/supervisor/qemu_qmp.ts";
 
 /** A supervised job's QEMU command line, and the job directory its paths point into. */
 export interface QemuCommand {
   binary: string;
   args: string[];
   jobDir: string;
+  /** The file the job's disk overlay is backed by: the image's top layer, or its snapshot's. */
+  diskBacking: string;
+  /** The command loads a warm-start snapshot, and the VM runs once QMP says `cont`. */
+  resumes: boolean;
 }
 
 /** Times of one bare run, in ms from QEMU's spawn. */
@@ -35,7 +43,11 @@ export interface BareTiming {
  * Waits for the QEMU of the job whose directory is `jobDir` and returns its command line.
  * The job must still be running when its QEMU starts; fails after `timeoutMs`.
  */
-export async function captureQemuCommand(jobDir: string, timeoutMs = 60_000): Promise<QemuCommand> {
+export async function captureQemuCommand(
+  jobDir: string,
+  qemuImg: string,
+  timeoutMs = 60_000,
+): Promise<QemuCommand> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const pid = (await Deno.readTextFile(`${jobDir}/qemu.pid`).catch(() => "")).trim();
@@ -45,7 +57,13 @@ export async function captureQemuCommand(jobDir: string, timeoutMs = 60_000): Pr
       if (!args.some((arg) => arg.includes(jobDir))) {
         throw new Error(`process ${pid} of ${jobDir}/qemu.pid is not that job's QEMU`);
       }
-      return { binary, args, jobDir };
+      return {
+        binary,
+        args,
+        jobDir,
+        diskBacking: await readBackingFile(qemuImg, `${jobDir}/disk.qcow2`),
+        resumes: args.includes("-incoming"),
+      };
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -54,7 +72,8 @@ export async function captureQemuCommand(jobDir: string, timeoutMs = 60_000): Pr
 
 /**
  * Runs the captured command again in `runDir` (created; removed afterwards): a new qcow2
- * overlay on `topLayer` where the job had its own, a new secret, the same arguments otherwise.
+ * overlay on the same backing file where the job had its own, a new secret, the same arguments
+ * otherwise.
  * The puppet gets a job running `workload`; when it reports the result it is told to shut down,
  * as the supervisor does, and the guest powers off.
  */
@@ -62,14 +81,13 @@ export async function runBareQemu(options: {
   command: QemuCommand;
   runDir: string;
   qemuImg: string;
-  topLayer: string;
   workload: string;
   timeoutMs?: number;
 }): Promise<BareTiming> {
   const { command, runDir } = options;
   await Deno.mkdir(runDir, { recursive: true, mode: 0o700 });
   try {
-    await createOverlay(options.qemuImg, options.topLayer, `${runDir}/disk.qcow2`);
+    await createOverlay(options.qemuImg, command.diskBacking, `${runDir}/disk.qcow2`);
     const secret = generatePuppetSecret();
     await Deno.writeTextFile(`${runDir}/secret`, secret, { mode: 0o600 });
     const args = command.args.map((arg) => arg.replaceAll(command.jobDir, runDir));
@@ -101,6 +119,7 @@ export async function runBareQemu(options: {
       },
       log: createLogger("bench:bare-qemu", "warn"),
       authTimeoutMs: options.timeoutMs ?? 120_000,
+      restored: command.resumes,
     });
 
     const childCpuBefore = await childrenCpuMs();
@@ -118,6 +137,7 @@ export async function runBareQemu(options: {
       return status;
     });
     const timer = setTimeout(() => qemu.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+    if (command.resumes) await withStartingQemu(`${runDir}/qmp.sock`, status, resumeLoadedVm);
     // Like the supervisor: connect as soon as QEMU has made the socket; one connection lasts,
     // and none is made once the guest is shutting down.
     const serving = (async () => {

@@ -21,7 +21,6 @@
  *
  * Other engineers boot VMs on this machine: run it alone (`flock /tmp/tml-vm.lock ...`).
  */
-import { blobPath, qemuLayerChain } from "../lib/store/mod.ts";
 import { requireProgram } from "../lib/system_packages.ts";
 import { QEMU_IMG } from "../lib/qemu_programs.ts";
 import type { JobEvent, JobView } from "../lib/protocol/api.ts";
@@ -108,16 +107,13 @@ try {
   // Overheads: a job alone, then the same guest by hand, in turn.
   const supervised: EndedJob[] = [];
   const bare: BareTiming[] = [];
-  const topLayer = `${dir}/s0/supervisor/images/${
-    blobPath(qemuLayerChain(manifest).at(-1)!.sha256)
-  }`;
   let command: QemuCommand | undefined;
   const cpuBefore = await cpuSnapshot();
   for (let run = 0; run < OVERHEAD_RUNS; run++) {
     const jobId = await enqueue(PINNED);
     // The first job's QEMU is read while it runs; every bare run replays that command.
     const capturing = command === undefined
-      ? captureQemuCommand(`${dir}/s0/supervisor/jobs/${jobId}`)
+      ? captureQemuCommand(`${dir}/s0/supervisor/jobs/${jobId}`, qemuImg)
       : undefined;
     supervised.push(await whenTerminated(jobId));
     command ??= await capturing!;
@@ -126,7 +122,6 @@ try {
         command,
         runDir: `${dir}/bare`,
         qemuImg,
-        topLayer,
         workload: WORKLOAD,
       }),
     );

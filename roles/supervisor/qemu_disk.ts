@@ -78,6 +78,17 @@ export async function validateLayerChain(
   }
 }
 
+/** The file a qcow2 image is backed by, as an absolute path. */
+export async function readBackingFile(qemuImgBinary: string, image: string): Promise<string> {
+  // -U: a running QEMU holds the image.
+  const text = await qemuImg(qemuImgBinary, ["info", "-U", "--output=json", image]);
+  const parsed = ImageInfo.safeParse(JSON.parse(text));
+  if (!parsed.success) throw new HostStartError(`Cannot read qemu-img info of "${image}"`);
+  const backing = parsed.data["full-backing-filename"] ?? parsed.data["backing-filename"];
+  if (backing === undefined) throw new HostStartError(`"${image}" has no backing file`);
+  return resolve(dirname(image), backing);
+}
+
 /**
  * Creates a qcow2 overlay at `overlay` backed by the read-only `top` layer, as large as the
  * layer or `sizeBytes`.

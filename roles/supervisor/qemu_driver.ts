@@ -674,7 +674,7 @@ class QemuHost {
  * Runs a VM once it has loaded its snapshot. The template was paused when it was saved, so its
  * state loads paused; a `cont` before the load is over would be forgotten.
  */
-async function resumeLoadedVm(qmp: QmpClient): Promise<void> {
+export async function resumeLoadedVm(qmp: QmpClient): Promise<void> {
   while (true) {
     const { status } = await qmp.execute("query-status") as { status: string };
     if (status === "paused") break;
