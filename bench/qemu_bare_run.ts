@@ -4,14 +4,14 @@
  * /proc/<pid>/cmdline, the pid from the job directory's qemu.pid), and `runBareQemu` replays it
  * in a directory of its own with a fresh overlay and secret, the supervisor's puppet channel as
  * the only peer (the guest's puppet needs one to authenticate, get its job and report ready).
- * A warm-started job's command loads its snapshot (`-incoming`): the run by hand then resumes
- * it over QMP, as the supervisor does. Nothing else of the supervisor runs: no switchboard, no
+ * A warm-started job's command awaits its snapshot (`-incoming defer`): the run by hand then
+ * loads and resumes it over QMP, as the supervisor does. Nothing else of the supervisor runs: no switchboard, no
  * fetch, no console follower.
  */
 import { createLogger } from "../lib/log.ts";
 import { generatePuppetSecret, PuppetChannel } from "../roles/supervisor/puppet_channel.ts";
 import { createOverlay, readBackingFile } from "../roles/supervisor/qemu_disk.ts";
-import { resumeLoadedVm } from "../roles/supervisor/qemu_driver.ts";
+import { resumeSnapshot } from "../roles/supervisor/qemu_snapshot.ts";
 import { withStartingQemu } from "../roles/supervisor/qemu_qmp.ts";
 
 /** A supervised job's QEMU command line, and the job directory its paths point into. */
@@ -21,8 +21,8 @@ export interface QemuCommand {
   jobDir: string;
   /** The file the job's disk overlay is backed by: the image's top layer, or its snapshot's. */
   diskBacking: string;
-  /** The command loads a warm-start snapshot, and the VM runs once QMP says `cont`. */
-  resumes: boolean;
+  /** The warm-start snapshot the command resumes (over QMP, once QEMU runs), if it does. */
+  snapshotDir?: string;
 }
 
 /** Times of one bare run, in ms from QEMU's spawn. */
@@ -62,7 +62,9 @@ export async function captureQemuCommand(
         args,
         jobDir,
         diskBacking: await readBackingFile(qemuImg, `${jobDir}/disk.qcow2`),
-        resumes: args.includes("-incoming"),
+        snapshotDir: args.includes("-incoming")
+          ? /mem-path=([^,]+)\/ram(,|$)/.exec(args.join(" "))?.[1]
+          : undefined,
       };
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -119,7 +121,7 @@ export async function runBareQemu(options: {
       },
       log: createLogger("bench:bare-qemu", "warn"),
       authTimeoutMs: options.timeoutMs ?? 120_000,
-      restored: command.resumes,
+      restored: command.snapshotDir !== undefined,
     });
 
     const childCpuBefore = await childrenCpuMs();
@@ -137,7 +139,14 @@ export async function runBareQemu(options: {
       return status;
     });
     const timer = setTimeout(() => qemu.kill("SIGKILL"), options.timeoutMs ?? 120_000);
-    if (command.resumes) await withStartingQemu(`${runDir}/qmp.sock`, status, resumeLoadedVm);
+    const snapshotDir = command.snapshotDir;
+    if (snapshotDir !== undefined) {
+      await withStartingQemu(
+        `${runDir}/qmp.sock`,
+        status,
+        (qmp) => resumeSnapshot(qmp, snapshotDir),
+      );
+    }
     // Like the supervisor: connect as soon as QEMU has made the socket; one connection lasts,
     // and none is made once the guest is shutting down.
     const serving = (async () => {

@@ -17,6 +17,7 @@ import {
   type PuppetJob,
   PuppetMessage,
   puppetSecretMatches,
+  type Restored,
   type SupervisorToPuppet,
   type WorkloadOutput,
   type WorkloadStream,
@@ -49,6 +50,15 @@ export function generatePuppetSecret(): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
 }
 
+/** `restored` for a VM resumed now: the supervisor's clock and fresh entropy. */
+export function restoredMessage(): Restored {
+  return {
+    type: "restored",
+    time_ms: Date.now(),
+    entropy: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64"),
+  };
+}
+
 export class PuppetChannel {
   #current?: Channel;
   #offsets: Record<WorkloadStream, number> = { stdout: 0, stderr: 0 };
@@ -73,16 +83,15 @@ export class PuppetChannel {
     try {
       if (this.#restorePending) {
         this.#restorePending = false;
-        await channel.send({
-          type: "restored",
-          time_ms: Date.now(),
-          entropy: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64"),
-        });
+        await channel.send(restoredMessage());
       }
       if (!await this.#authenticate(channel)) return;
       this.#current?.close();
       this.#current = channel;
-      this.#heard();
+      // A sign of life, but the watchdog starts only with the puppet's first message after
+      // auth_ok: it sends none while it writes the job's files, which on a loaded machine
+      // takes seconds (the boot timeout covers that phase).
+      this.#lastHeard = performance.now();
       await channel.send({
         type: "auth_ok",
         job: this.options.job,

@@ -206,6 +206,25 @@ Deno.test("PuppetChannel reports a hung host when the puppet goes silent", async
   }
 });
 
+Deno.test("PuppetChannel does not count the puppet's silence while it writes the job's files", async () => {
+  const t = setUp({ heartbeatIntervalMs: 40 });
+  try {
+    const puppet = await t.connect();
+    await puppet.send({ type: "auth", protocol_version: PROTOCOL_VERSION, secret: t.secret });
+    assertEquals((await puppet.receive())?.type, "auth_ok");
+    // Between auth_ok and ready the puppet sends nothing: far longer than three intervals.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assertEquals(t.events.indexOf("hostLost"), -1);
+    await puppet.send({ type: "ready" });
+    await t.events.waitFor("ready", 2_000);
+    // From then on the heartbeats count.
+    const lost = await t.events.waitFor("hostLost", 2_000);
+    assertEquals(lost.loss.kind, "unresponsive");
+  } finally {
+    await t.tearDown();
+  }
+});
+
 Deno.test("PuppetChannel reports nothing once shut down", async () => {
   const t = setUp();
   try {

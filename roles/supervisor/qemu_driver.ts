@@ -54,7 +54,8 @@ import { createOverlay, validateLayerChain } from "./qemu_disk.ts";
 import { runningQemuOf } from "./qemu_pidfile.ts";
 import {
   QemuSnapshots,
-  shellQuote,
+  resumeArgs,
+  resumeSnapshot,
   type Snapshot,
   SNAPSHOT_PLACEHOLDER_DIR,
   type TemplateVm,
@@ -372,11 +373,15 @@ class QemuHost {
       "-name",
       `tml-${this.job.job_id}`,
       ...await vmArgs(this.dir),
-      ...(snapshot === undefined ? [] : ["-incoming", `exec:cat ${shellQuote(snapshot.memory)}`]),
+      ...(snapshot === undefined ? [] : resumeArgs(snapshot)),
     ];
     const qemu = this.#spawn(programs.qemu, args, secret, puppetSocket, snapshot);
     if (snapshot !== undefined) {
-      await withStartingQemu(`${this.dir}/qmp.sock`, qemu.status, resumeLoadedVm);
+      await withStartingQemu(
+        `${this.dir}/qmp.sock`,
+        qemu.status,
+        (qmp) => resumeSnapshot(qmp, snapshot.dir),
+      );
     }
     if ((this.options.exposedPorts ?? []).length > 0) {
       this.#forwards = await readHostForwards(`${this.dir}/qmp.sock`, qemu.status) ?? new Map();
@@ -668,22 +673,6 @@ class QemuHost {
       this.log.warn("QMP command failed", { command, error: (error as Error).message });
     }
   }
-}
-
-/**
- * Runs a VM once it has loaded its snapshot. The template was paused when it was saved, so its
- * state loads paused; a `cont` before the load is over would be forgotten.
- */
-export async function resumeLoadedVm(qmp: QmpClient): Promise<void> {
-  while (true) {
-    const { status } = await qmp.execute("query-status") as { status: string };
-    if (status === "paused") break;
-    if (status !== "inmigrate") {
-      throw new HostStartError(`Cannot resume the VM from its snapshot: QEMU is "${status}"`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  await qmp.execute("cont");
 }
 
 function blobsOf(plan: BootPlan): string[] {

@@ -2,20 +2,29 @@
  * Warm start for `tml supervisor qemu`: instead of booting every job's VM (kernel, init, and
  * starting the puppet's runtime: ~7 CPU-seconds under software emulation), the driver boots a
  * VM once per image and machine, with a throwaway secret, until its puppet has sent `auth`;
- * then it saves the paused VM (a QEMU migration stream) and its disk overlay. Each job's VM is
- * a new QEMU process that loads that state (`-incoming`) with the job's own secret (fw_cfg
- * contents are not part of the state), a fresh overlay on the template's disk, and its own
- * sockets; the resumed puppet is told `restored` and authenticates anew
- * (`lib/protocol/puppet.ts`). Every job still gets its own VM, disk and secret.
+ * then it saves the paused VM and its disk overlay. Each job's VM is a new QEMU process that
+ * loads that state with the job's own secret (fw_cfg contents are not part of the state), a
+ * fresh overlay on the template's disk, and its own sockets; the resumed puppet is told
+ * `restored` and authenticates anew (`lib/protocol/puppet.ts`). Every job still gets its own
+ * VM, disk and secret.
  *
- *   <root>/<key>/memory           the VM's state, loaded by every job's QEMU
+ * The guest's RAM is not in the saved state: the template's RAM is a file it maps shared, left
+ * out of the migration stream (`x-ignore-shared`), and each job's QEMU maps that file privately
+ * (copy on write). Loading is then ~0.5 MB of device state instead of the ~200 MB of RAM the
+ * guest used, and VMs resumed at once share the pages they only read (measured: saving 54 ms
+ * instead of seconds, loading ~0.2 CPU-s instead of 0.35-0.7).
+ *
+ *   <root>/<key>/ram              the guest's RAM, mapped by every job's QEMU, never written
+ *   <root>/<key>/state            the devices' state, loaded by every job's QEMU
  *   <root>/<key>/disk.qcow2       the template's overlay (what its guest wrote while booting),
  *                                 the read-only backing file of each job's overlay
  *   <root>/<key>.new-<n>/         a template VM at work; renamed to <key> once complete, so a
  *                                 snapshot directory is always whole
  *
  * The key hashes QEMU's binary and every argument that shapes the machine, so a change of
- * image, machine arguments or QEMU makes a new snapshot. Only the newest few are kept.
+ * image, machine arguments or QEMU makes a new snapshot. Only the newest few are kept. Machines
+ * whose `qemu_args` set up memory themselves (a backend, `-mem-path`, NUMA, hotplug slots) or
+ * give no `-m` boot cold: the RAM could not be put in a file of a known size.
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "../../lib/log.ts";
@@ -26,11 +35,12 @@ import {
   puppetSecretMatches,
 } from "../../lib/protocol/puppet.ts";
 import { RESTORABLE_PUPPET_VERSION } from "../../lib/protocol/version.ts";
-import { generatePuppetSecret } from "./puppet_channel.ts";
+import { generatePuppetSecret, restoredMessage } from "./puppet_channel.ts";
 import { killProcesses } from "./process_marks.ts";
 import { createOverlay } from "./qemu_disk.ts";
 import { runningQemuOf } from "./qemu_pidfile.ts";
 import { QmpClient } from "./qemu_qmp.ts";
+import { HostStartError } from "./host_driver.ts";
 
 /** A template VM to snapshot: how to start it, with all its files in a directory. */
 export interface TemplateVm {
@@ -47,10 +57,12 @@ export interface TemplateVm {
   bootTimeoutMs: number;
 }
 
-/** A complete snapshot: the state to load, and the disk each job's overlay is backed by. */
+/** A complete snapshot: its directory, and the disk each job's overlay is backed by. */
 export interface Snapshot {
   key: string;
-  memory: string;
+  dir: string;
+  /** Size of the guest's RAM (its file's size). */
+  ramBytes: number;
   /** Present when the VM has a disk. */
   disk?: string;
 }
@@ -61,6 +73,73 @@ export const SNAPSHOT_PLACEHOLDER_DIR = "/@VM_DIR@";
 /** How many snapshots are kept (each is the template's used memory, ~100-200 MB). */
 const KEEP_SNAPSHOTS = 3;
 const BUILDING = ".new-";
+/**
+ * `restored`/`auth` round trips with the template before it is saved: the puppet's code for
+ * them is then compiled in the snapshot, not on a resumed VM's cold translation cache.
+ */
+const WARM_UP_ROUNDS = 3;
+/** Part of every key: snapshots of an earlier layout are never loaded. */
+const LAYOUT = "shared-ram-1";
+/** The QEMU object id of the guest's RAM, the same in the template and every job. */
+const RAM_ID = "tml-ram";
+const IGNORE_SHARED = { capabilities: [{ capability: "x-ignore-shared", state: true }] };
+
+/** QEMU arguments that put the guest's RAM in `file`: written by the template, copied on write by jobs. */
+function ramArgs(file: string, bytes: number, share: boolean): string[] {
+  return [
+    "-object",
+    `memory-backend-file,id=${RAM_ID},size=${bytes},mem-path=${file},share=${share ? "on" : "off"}`,
+    "-machine",
+    `memory-backend=${RAM_ID}`,
+  ];
+}
+
+/** Arguments that make a job's QEMU resume `snapshot` (then `resumeSnapshot` over QMP). */
+export function resumeArgs(snapshot: Snapshot): string[] {
+  return [...ramArgs(`${snapshot.dir}/ram`, snapshot.ramBytes, false), "-incoming", "defer"];
+}
+
+/**
+ * Loads the snapshot in `dir` into a QEMU started with `resumeArgs` and runs the VM. The
+ * template was paused when it was saved, so its state loads paused; a `cont` before the load is
+ * over would be forgotten.
+ */
+export async function resumeSnapshot(qmp: QmpClient, dir: string): Promise<void> {
+  await qmp.execute("migrate-set-capabilities", IGNORE_SHARED);
+  await qmp.execute("migrate-incoming", { uri: `exec:cat ${shellQuote(`${dir}/state`)}` });
+  while (true) {
+    const { status } = await qmp.execute("query-status") as { status: string };
+    if (status === "paused") break;
+    if (status !== "inmigrate") {
+      throw new HostStartError(`Cannot resume the VM from its snapshot: QEMU is "${status}"`);
+    }
+    await delay(5);
+  }
+  await qmp.execute("cont");
+}
+
+/**
+ * The guest RAM size the machine arguments give (`-m 512`, `-m 2G`, `-m size=1G`; the last
+ * wins), or why its RAM cannot be put in a file of known size.
+ */
+export function guestRamBytes(args: string[]): number | string {
+  let bytes: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const [option, value = ""] = [args[i].replace(/^--/, "-"), args[i + 1]];
+    const ownMemory = option === "-mem-path" || option === "-numa" ||
+      (option === "-object" && value.startsWith("memory-backend")) ||
+      (option === "-machine" && value.includes("memory-backend="));
+    if (ownMemory) return `qemu_args set up the guest's memory themselves (${option} ${value})`;
+    if (option !== "-m") continue;
+    const match = /^(?:size=)?(\d+(?:\.\d+)?)([KMGT]?)B?$/i.exec(value);
+    if (match === null) return `qemu_args give "-m ${value}", not a plain size`;
+    const unit = { "": 2 ** 20, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[
+      match[2].toUpperCase() as "" | "K" | "M" | "G" | "T"
+    ];
+    bytes = Math.round(Number(match[1]) * unit);
+  }
+  return bytes ?? "qemu_args give no -m (the guest's RAM size)";
+}
 
 export class QemuSnapshots {
   readonly #building = new Map<string, Promise<Snapshot | undefined>>();
@@ -79,6 +158,7 @@ export class QemuSnapshots {
       qemu: [template.qemu, binary.size, binary.mtime?.getTime()],
       args: await template.args(SNAPSHOT_PLACEHOLDER_DIR),
       disk: template.diskSizeBytes ?? null,
+      layout: LAYOUT,
     });
     return createHash("sha256").update(identity).digest("hex").slice(0, 16);
   }
@@ -124,8 +204,10 @@ export class QemuSnapshots {
 
   async #complete(key: string): Promise<Snapshot | undefined> {
     const dir = `${this.root}/${key}`;
+    let ramBytes: number;
     try {
-      await Deno.stat(`${dir}/memory`);
+      await Deno.stat(`${dir}/state`);
+      ramBytes = (await Deno.stat(`${dir}/ram`)).size;
     } catch {
       return undefined;
     }
@@ -135,7 +217,7 @@ export class QemuSnapshots {
     const disk = await Deno.stat(`${dir}/disk.qcow2`).then(() => `${dir}/disk.qcow2`, () => {
       return undefined;
     });
-    return { key, memory: `${dir}/memory`, disk };
+    return { key, dir, ramBytes, disk };
   }
 
   async #build(key: string, template: TemplateVm, signal: AbortSignal) {
@@ -167,7 +249,7 @@ export class QemuSnapshots {
       this.log.info("made a warm-start snapshot", {
         key,
         ms: Math.round(performance.now() - started),
-        memory_bytes: (await Deno.stat(`${this.root}/${key}/memory`)).size,
+        state_bytes: (await Deno.stat(`${this.root}/${key}/state`)).size,
       });
       await this.#prune(key);
       return await this.#complete(key);
@@ -203,7 +285,7 @@ export class QemuSnapshots {
 
 /**
  * Boots the template in `dir` until its puppet sends `auth` with the template's secret, then
- * saves the paused VM to `dir/memory` and quits. Returns why it could not, or undefined.
+ * saves the paused VM (`dir/ram`, `dir/state`) and quits. Returns why it could not, or undefined.
  */
 async function makeSnapshot(
   dir: string,
@@ -220,9 +302,12 @@ async function makeSnapshot(
       template.diskSizeBytes,
     );
   }
+  const args = await template.args(dir);
+  const ramBytes = guestRamBytes(args);
+  if (typeof ramBytes === "string") return ramBytes;
   await template.prepare(dir);
   const qemu = new Deno.Command(template.qemu, {
-    args: await template.args(dir),
+    args: [...args, ...ramArgs(`${dir}/ram`, ramBytes, true)],
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -262,14 +347,18 @@ async function makeSnapshot(
       return `the image's puppet speaks protocol version ${first.protocol_version}; warm start ` +
         `needs ${RESTORABLE_PUPPET_VERSION} (upgrade tml in the image)`;
     }
+    for (let round = 0; round < WARM_UP_ROUNDS; round++) {
+      await channel.send(restoredMessage());
+      const again = await channel.receive();
+      if (again?.type !== "auth") return "the puppet did not authenticate again after `restored`";
+    }
     // The connection stays open until QEMU quits: the saved state has the puppet's port
     // connected, as each job's supervisor will be.
     const qmp = await QmpClient.connect(`${dir}/qmp.sock`, 5_000);
     try {
       await qmp.execute("stop");
-      // The default bandwidth cap (128 MiB/s) would make saving take seconds.
-      await qmp.execute("migrate-set-parameters", { "max-bandwidth": 64 * 1024 ** 3 });
-      await qmp.execute("migrate", { uri: `exec:cat > ${shellQuote(`${dir}/memory`)}` });
+      await qmp.execute("migrate-set-capabilities", IGNORE_SHARED);
+      await qmp.execute("migrate", { uri: `exec:cat > ${shellQuote(`${dir}/state`)}` });
       while (true) {
         const { status, "error-desc": error } = await qmp.execute("query-migrate") as {
           status?: string;
