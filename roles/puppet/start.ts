@@ -9,6 +9,7 @@ import { defaultControlSocket, sendToPuppet } from "./control_socket.ts";
 import { PuppetError } from "./errors.ts";
 import { lookupUser } from "./job_files.ts";
 import { Puppet } from "./puppet.ts";
+import { warmUp } from "./warm_up.ts";
 
 export interface StartPuppetFlags {
   channel?: string;
@@ -21,6 +22,7 @@ export interface StartPuppetFlags {
   reconnectTimeoutMs: number;
   stopGraceMs: number;
   echo: boolean;
+  warmUp: boolean;
 }
 
 export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
@@ -29,6 +31,7 @@ export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
   // Found once now, so a missing secret fails at start; read again for every authentication.
   await locateSecret({ flag: flags.secretFile });
   const hostResume = HostResume.open();
+  if (flags.warmUp) await warmUp(log);
   // Every path absolute: the control socket may change the working directory.
   const root = absolute(flags.root);
   // In a real host the puppet runs as root and the job's files belong to the SSH user; run as
