@@ -19,9 +19,15 @@ const TARGET_ADDED_MS = 500;
 const guest = await testGuest();
 const stateDir = await Deno.makeTempDir({ prefix: "tml-boot-bench-" });
 const log = createLogger("bench:boot", "warn");
+// Cold boots: a warm start would resume every VM but the first (qemu_bench.ts measures those).
 const drivers = {
-  none: new QemuDriver({ stateDir: `${stateDir}/none`, store: guest.store }, log),
-  ssh: new QemuDriver({ stateDir: `${stateDir}/ssh`, store: guest.store, exposedPorts: [22] }, log),
+  none: new QemuDriver({ stateDir: `${stateDir}/none`, store: guest.store, warmStart: false }, log),
+  ssh: new QemuDriver({
+    stateDir: `${stateDir}/ssh`,
+    store: guest.store,
+    exposedPorts: [22],
+    warmStart: false,
+  }, log),
 };
 
 /** Boots one VM; returns ms to ready and, when port 22 is forwarded, ms to its SSH banner. */
