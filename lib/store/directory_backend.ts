@@ -325,6 +325,38 @@ function writeAllSync(file: Deno.FsFile, chunk: Uint8Array): void {
   while (written < chunk.length) written += file.writeSync(chunk.subarray(written));
 }
 
+/** Bytes written between two flushes started while a blob is still being written. */
+const WRITEBACK_BYTES = 64 << 20;
+
+/**
+ * Flushes a file being written to disk in the background, every WRITEBACK_BYTES, never awaited
+ * while writing, so the fsync at the end finds little left to write. Otherwise that fsync
+ * writes the whole blob after the last byte arrived: ~0.7 s per GiB here, measured (uploads to
+ * disk 471-623 MB/s, the same to tmpfs 868).
+ */
+class BackgroundFlush {
+  #pending?: Promise<void>;
+  #unflushed = 0;
+  #failure?: unknown;
+
+  constructor(private readonly file: Deno.FsFile) {}
+
+  wrote(bytes: number): void {
+    this.#unflushed += bytes;
+    if (this.#unflushed < WRITEBACK_BYTES || this.#pending !== undefined) return;
+    this.#unflushed = 0;
+    this.#pending = this.file.syncData()
+      .catch((error) => void (this.#failure ??= error))
+      .finally(() => this.#pending = undefined);
+  }
+
+  /** Waits for a flush in flight (the file must not close under it); throws what one hit. */
+  async settle(): Promise<void> {
+    await this.#pending;
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+}
+
 /**
  * Hashes and writes `source` to `file`. Writes are synchronous on purpose: awaiting real I/O
  * between reads of a request body drops an upload to a few MB/s (notes/platform.md).
@@ -337,14 +369,22 @@ async function appendSource(
   target: Target,
   expected: ExpectedContent,
 ): Promise<number> {
-  for await (const chunk of source) {
-    size += chunk.length;
-    if (expected.size !== undefined && size > expected.size) {
-      throw sizeMismatch(target, `sent more than the expected ${expected.size} bytes`);
+  const flush = new BackgroundFlush(file);
+  try {
+    for await (const chunk of source) {
+      size += chunk.length;
+      if (expected.size !== undefined && size > expected.size) {
+        throw sizeMismatch(target, `sent more than the expected ${expected.size} bytes`);
+      }
+      hasher.update(chunk);
+      writeAllSync(file, chunk);
+      flush.wrote(chunk.length);
     }
-    hasher.update(chunk);
-    writeAllSync(file, chunk);
+  } catch (error) {
+    await flush.settle().catch(() => {}); // The first failure is the one to report.
+    throw error;
   }
+  await flush.settle();
   return size;
 }
 
