@@ -84,11 +84,14 @@ const LAYOUT = "shared-ram-1";
 const RAM_ID = "tml-ram";
 const IGNORE_SHARED = { capabilities: [{ capability: "x-ignore-shared", state: true }] };
 
-/** QEMU arguments that put the guest's RAM in `file`: written by the template, copied on write by jobs. */
+/** Arguments that put the guest's RAM in `file`: written by the template, copied on write by jobs. */
 function ramArgs(file: string, bytes: number, share: boolean): string[] {
   return [
     "-object",
-    `memory-backend-file,id=${RAM_ID},size=${bytes},mem-path=${file},share=${share ? "on" : "off"}`,
+    // A comma in an option's value is written twice.
+    `memory-backend-file,id=${RAM_ID},size=${bytes},mem-path=${file.replaceAll(",", ",,")},share=${
+      share ? "on" : "off"
+    }`,
     "-machine",
     `memory-backend=${RAM_ID}`,
   ];
@@ -329,14 +332,18 @@ async function makeSnapshot(
         .catch(() => delay(20).then(() => undefined));
     }
     const channel = new FramedChannel(puppet, PuppetMessage, { maxBytes: MAX_PUPPET_FRAME_BYTES });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const first = await Promise.race([
-      channel.receive(),
-      qemu.status.then(() => undefined),
-      new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
-      }),
-    ]).finally(() => clearTimeout(timer));
+    /** The puppet's next message; undefined when QEMU exits or the boot's deadline passes. */
+    const receive = () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([
+        channel.receive(),
+        qemu.status.then(() => undefined),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+        }),
+      ]).finally(() => clearTimeout(timer));
+    };
+    const first = await receive();
     if (signal.aborted) throw new Error("the job was stopped");
     if (first?.type !== "auth" || !puppetSecretMatches(first.secret, secret)) {
       return exited
@@ -349,7 +356,8 @@ async function makeSnapshot(
     }
     for (let round = 0; round < WARM_UP_ROUNDS; round++) {
       await channel.send(restoredMessage());
-      const again = await channel.receive();
+      const again = await receive();
+      if (signal.aborted) throw new Error("the job was stopped");
       if (again?.type !== "auth") return "the puppet did not authenticate again after `restored`";
     }
     // The connection stays open until QEMU quits: the saved state has the puppet's port
