@@ -45,12 +45,6 @@ export function registerPuppetCommands(program: Command): void {
       "do not copy the workload's output to this process's stdout/stderr (the supervisor " +
         "gets it either way; a VM's init uses this so the serial console does not repeat it)",
     )
-    .option(
-      "--no-warm-up",
-      "skip the rehearsal job the puppet runs in a scratch directory before it reaches its " +
-        "supervisor (it compiles the job's code paths ahead: faster jobs in VMs resumed from a " +
-        "warm-start snapshot)",
-    )
     .addHelpText(
       "after",
       `
@@ -78,7 +72,6 @@ Examples:
         reconnectTimeoutMs: parseDuration(options.reconnectTimeout, "reconnect-timeout"),
         stopGraceMs: parseDuration(options.stopGrace, "stop-grace"),
         echo: options.echo,
-        warmUp: options.warmUp,
       });
     });
 

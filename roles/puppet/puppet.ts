@@ -43,6 +43,11 @@ export interface PuppetOptions {
   readSecret: () => Promise<string>;
   /** Brings the host up to date after a resume from a snapshot (`resume.ts`). */
   onRestored: (restored: Restored) => void;
+  /**
+   * Runs once, at the first `restored`: that is a template VM being readied for a warm-start
+   * snapshot, or else a VM resumed from one whose template already ran it (`warm_up.ts`).
+   */
+  warmUp?: () => Promise<void>;
   root: string;
   /** Where the job's SSH keys go. */
   authorizedKeys: string;
@@ -83,6 +88,7 @@ export class Puppet {
   /** Bytes of each stream already echoed to this process's stdout/stderr. */
   #echoed: Record<WorkloadStream, number> = { stdout: 0, stderr: 0 };
   #stopping = false;
+  #warmedUp = false;
 
   constructor(private readonly options: PuppetOptions) {}
 
@@ -154,6 +160,10 @@ export class Puppet {
           this.options.log.warn("cannot bring the host up to date after a resume", {
             error: (error as Error).message,
           });
+        }
+        if (!this.#warmedUp) {
+          this.#warmedUp = true;
+          await this.options.warmUp?.();
         }
         answer = await this.#authenticate(channel);
       }

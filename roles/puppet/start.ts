@@ -22,7 +22,6 @@ export interface StartPuppetFlags {
   reconnectTimeoutMs: number;
   stopGraceMs: number;
   echo: boolean;
-  warmUp: boolean;
 }
 
 export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
@@ -31,7 +30,6 @@ export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
   // Found once now, so a missing secret fails at start; read again for every authentication.
   await locateSecret({ flag: flags.secretFile });
   const hostResume = HostResume.open();
-  if (flags.warmUp) await warmUp(log);
   // Every path absolute: the control socket may change the working directory.
   const root = absolute(flags.root);
   // In a real host the puppet runs as root and the job's files belong to the SSH user; run as
@@ -44,6 +42,7 @@ export async function startPuppet(flags: StartPuppetFlags): Promise<void> {
       if (hostResume === undefined) throw new Error("cannot open libc.so.6");
       hostResume.resume(restored);
     },
+    warmUp: () => warmUp(log),
     root,
     authorizedKeys: absolute(
       flags.authorizedKeys ??

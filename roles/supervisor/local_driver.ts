@@ -217,8 +217,6 @@ class LocalHost {
         `${this.dir}/run-tml`,
         "--stop-grace",
         `${this.options.stopGraceMs ?? 5_000}ms`,
-        // The warm-up pays off in emulated VMs; a local process runs natively.
-        "--no-warm-up",
       ],
       cwd: this.dir,
       env: { [HOST_MARK_VARIABLE]: this.dir },
