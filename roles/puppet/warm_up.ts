@@ -8,9 +8,8 @@
  * time it runs is what makes a job's first steps slow (measured on a resumed VM: handling
  * `restored` cold took ~560 ms, warmed 2 ms; a whole job 1.6 s of QEMU CPU before the warm-up,
  * 1.1 s after). The snapshot is saved after it, so every VM resumed from it runs the job's path
- * compiled. A cold boot does not run it: there it would only move the same compiling earlier,
- * and the rehearsal's own work added ~2 s to a boot. A failed warm-up is logged and the puppet
- * goes on.
+ * compiled. A cold boot does not run it: there it would only move the same compiling earlier
+ * and add the rehearsal's own work. A failed warm-up is logged and the puppet goes on.
  */
 import type { Logger } from "../../lib/log.ts";
 import { createLogger } from "../../lib/log.ts";
