@@ -341,7 +341,9 @@ class BackgroundFlush {
 
   constructor(private readonly file: Deno.FsFile) {}
 
+  /** Counts written bytes; throws what a flush hit, so a failing disk ends the write early. */
   wrote(bytes: number): void {
+    if (this.#failure !== undefined) throw this.#failure;
     this.#unflushed += bytes;
     if (this.#unflushed < WRITEBACK_BYTES || this.#pending !== undefined) return;
     this.#unflushed = 0;

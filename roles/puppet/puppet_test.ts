@@ -23,7 +23,7 @@ type ScriptedSupervisor = FramedChannel<typeof PuppetMessage, SupervisorToPuppet
  * by sending `shutdown`. Returns how many connections the puppet made and what it logged.
  */
 async function withPuppet(
-  script: (supervisor: ScriptedSupervisor, events: string[]) => Promise<void>,
+  script: (supervisor: ScriptedSupervisor, events: string[], puppet: Puppet) => Promise<void>,
 ): Promise<{ connections: number; events: string[] }> {
   const dir = await Deno.makeTempDir({ prefix: "tml-puppet-test-" });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -32,9 +32,10 @@ async function withPuppet(
     channel: { kind: "tcp", hostname: "127.0.0.1", port: listener.addr.port },
     readSecret: () => Promise.resolve("secret"),
     onRestored: () => void events.push("restored"),
-    warmUp: () => {
+    warmUp: async () => {
       events.push("warm-up");
-      return Promise.resolve();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      events.push("warm-up done");
     },
     root: `${dir}/root`,
     authorizedKeys: `${dir}/authorized_keys`,
@@ -53,16 +54,24 @@ async function withPuppet(
       const supervisor: ScriptedSupervisor = new FramedChannel(connection, PuppetMessage, {
         maxBytes: MAX_PUPPET_FRAME_BYTES,
       });
-      await script(supervisor, events);
+      await script(supervisor, events, puppet);
     }
   })();
+  // A failing script fails the test at once, rather than leaving it waiting for the puppet.
+  const scriptFailed = accepting.then(() => new Promise<never>(() => {}));
   try {
-    await running;
+    await Promise.race([running, scriptFailed]);
     return { connections, events };
   } finally {
-    // The puppet may still be connected on failure: stop() ends it and the run with it.
+    // The puppet may still be connected on failure: stop() ends it and the run with it (if
+    // stop() is what is broken, the wait is bounded).
     puppet.stop();
-    await running.catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      running.catch(() => {}),
+      new Promise((resolve) => timer = setTimeout(resolve, 2_000)),
+    ]);
+    clearTimeout(timer);
     listener.close();
     await accepting.catch(() => {});
     await Deno.remove(dir, { recursive: true });
@@ -114,5 +123,22 @@ Deno.test("puppet: the first restored warms it up before it authenticates again,
     assertEquals((await supervisor.receive())?.type, "ready");
     await supervisor.send({ type: "shutdown", reason: "test over" });
   });
-  assertEquals(events, ["restored", "warm-up", "auth", "restored", "auth"]);
+  assertEquals(events, ["restored", "warm-up", "warm-up done", "auth", "restored", "auth"]);
+});
+
+Deno.test("puppet: stop() ends a session still waiting for the answer to auth", async () => {
+  const { connections } = await withPuppet(async (supervisor, _events, puppet) => {
+    assertEquals((await supervisor.receive())?.type, "auth");
+    puppet.stop(); // No answer comes: run() must end all the same.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const closed = await Promise.race([
+      supervisor.receive(),
+      new Promise<"still open">((resolve) =>
+        timer = setTimeout(() => resolve("still open"), 2_000)
+      ),
+    ]);
+    clearTimeout(timer);
+    assertEquals(closed, undefined, "the puppet closed its connection");
+  });
+  assertEquals(connections, 1);
 });

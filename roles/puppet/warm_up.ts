@@ -26,42 +26,53 @@ const WARM_UP_TIMEOUT_MS = 60_000;
 const REHEARSAL_KEY =
   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRtbC13YXJtLXVwLXJlaGVhcnNhbC1rZXk= warm-up";
 
-export async function warmUp(log: Logger): Promise<void> {
+/**
+ * Runs the rehearsal in a new directory under `tmpDir` (default: the system's), removed after;
+ * never throws.
+ */
+export async function warmUp(log: Logger, tmpDir?: string): Promise<void> {
   const started = performance.now();
-  const dir = await Deno.makeTempDir({ prefix: "tml-puppet-warm-up-" });
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const puppet = new Puppet({
-    channel: { kind: "tcp", hostname: "127.0.0.1", port: listener.addr.port },
-    readSecret: () => Promise.resolve("warm-up"),
-    onRestored: () => {},
-    root: `${dir}/root`,
-    authorizedKeys: `${dir}/authorized_keys`,
-    workdir: `${dir}/work`,
-    controlSocket: `${dir}/control.sock`,
-    reconnectTimeoutMs: 5_000,
-    stopGraceMs: 1_000,
-    echoWorkloadOutput: false,
-    log: createLogger("puppet-warm-up", "error"),
-  });
-  const running = puppet.run();
+  let dir: string | undefined;
+  let listener: Deno.TcpListener | undefined;
+  let puppet: Puppet | undefined;
+  let running: Promise<void> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
+    dir = await Deno.makeTempDir({ dir: tmpDir, prefix: "tml-puppet-warm-up-" });
+    listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    puppet = new Puppet({
+      channel: { kind: "tcp", hostname: "127.0.0.1", port: listener.addr.port },
+      readSecret: () => Promise.resolve("warm-up"),
+      onRestored: () => {},
+      root: `${dir}/root`,
+      authorizedKeys: `${dir}/authorized_keys`,
+      workdir: `${dir}/work`,
+      controlSocket: `${dir}/control.sock`,
+      reconnectTimeoutMs: 5_000,
+      stopGraceMs: 1_000,
+      echoWorkloadOutput: false,
+      log: createLogger("puppet-warm-up", "error"),
+    });
+    const rehearsal = rehearse(listener);
+    running = puppet.run();
+    // Both are awaited below; a failure of either must not go unheard meanwhile.
+    rehearsal.catch(() => {});
+    running.catch(() => {});
     await Promise.race([
-      rehearse(listener),
+      Promise.all([rehearsal, running]),
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error("timed out")), WARM_UP_TIMEOUT_MS);
       }),
     ]);
-    await running;
     log.debug("warmed up", { ms: Math.round(performance.now() - started) });
   } catch (error) {
     log.warn("the warm-up failed; going on without it", { error: (error as Error).message });
   } finally {
     clearTimeout(timer);
-    puppet.stop();
-    await running.catch(() => {});
-    listener.close();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    puppet?.stop();
+    await running?.catch(() => {});
+    listener?.close();
+    if (dir !== undefined) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
@@ -92,7 +103,11 @@ async function rehearse(listener: Deno.TcpListener): Promise<void> {
     while (true) {
       const message = await supervisor.receive();
       if (message === undefined) throw new Error("the puppet closed the rehearsal's channel");
-      if (message.type === "workload_finished") break;
+      if (message.type !== "workload_finished") continue;
+      if (message.outcome !== "success") {
+        throw new Error(`the rehearsal's workload failed: ${message.message ?? message.outcome}`);
+      }
+      break;
     }
     await supervisor.send({ type: "shutdown", reason: "warm-up over" });
   } finally {

@@ -12,8 +12,6 @@ async function warmUpDirs(tmp: string): Promise<string[]> {
 
 Deno.test("the puppet's warm-up runs its rehearsal job to the end and leaves nothing", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "tml-warm-up-test-" });
-  const env = Deno.env.get("TMPDIR");
-  Deno.env.set("TMPDIR", tmp);
   const messages: string[] = [];
   const base = createLogger("test", "error");
   const log: Logger = {
@@ -22,12 +20,21 @@ Deno.test("the puppet's warm-up runs its rehearsal job to the end and leaves not
     debug: (message) => messages.push(`debug ${message}`),
   };
   try {
-    await warmUp(log);
+    await warmUp(log, tmp);
     assertEquals(messages, ["debug warmed up"]);
     assertEquals(await warmUpDirs(tmp), []);
   } finally {
-    if (env === undefined) Deno.env.delete("TMPDIR");
-    else Deno.env.set("TMPDIR", env);
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("a warm-up that cannot even start is logged and does not throw", async () => {
+  const warnings: string[] = [];
+  const log: Logger = {
+    ...createLogger("test", "error"),
+    warn: (message, fields) => warnings.push(`${message} ${JSON.stringify(fields)}`),
+  };
+  await warmUp(log, "/nonexistent/tml-warm-up-test");
+  assertEquals(warnings.length, 1);
+  assertEquals(warnings[0].startsWith("the warm-up failed; going on without it"), true);
 });

@@ -134,10 +134,11 @@ export function guestRamBytes(args: string[]): number | string {
       (option === "-machine" && value.includes("memory-backend="));
     if (ownMemory) return `qemu_args set up the guest's memory themselves (${option} ${value})`;
     if (option !== "-m") continue;
-    const match = /^(?:size=)?(\d+(?:\.\d+)?)([KMGT]?)B?$/i.exec(value);
+    // As QEMU reads it: MiB without a suffix, one letter otherwise (B for bytes; "2GB" is wrong).
+    const match = /^(?:size=)?(\d+(?:\.\d+)?)([BKMGT]?)$/i.exec(value);
     if (match === null) return `qemu_args give "-m ${value}", not a plain size`;
-    const unit = { "": 2 ** 20, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[
-      match[2].toUpperCase() as "" | "K" | "M" | "G" | "T"
+    const unit = { "": 2 ** 20, B: 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[
+      match[2].toUpperCase() as "" | "B" | "K" | "M" | "G" | "T"
     ];
     bytes = Math.round(Number(match[1]) * unit);
   }
@@ -241,6 +242,9 @@ export class QemuSnapshots {
       for (const file of ["secret", "console.log", "qmp.sock", "puppet.sock", "qemu.pid"]) {
         await Deno.remove(`${dir}/${file}`).catch(() => {});
       }
+      // On disk before the directory is renamed complete: a crash must not leave a whole-looking
+      // snapshot whose memory is partly lost.
+      for (const file of ["ram", "state", "disk.qcow2", "."]) await syncFile(`${dir}/${file}`);
       try {
         await Deno.rename(dir, `${this.root}/${key}`);
       } catch (error) {
@@ -323,7 +327,7 @@ async function makeSnapshot(
   signal.addEventListener("abort", kill);
   let puppet: Deno.UnixConn | undefined;
   try {
-    const deadline = Date.now() + template.bootTimeoutMs;
+    let deadline = Date.now() + template.bootTimeoutMs;
     while (puppet === undefined) {
       if (exited) return `QEMU exited while booting: ${(await stderr).trim()}`;
       if (signal.aborted) throw new Error("the job was stopped");
@@ -354,11 +358,17 @@ async function makeSnapshot(
       return `the image's puppet speaks protocol version ${first.protocol_version}; warm start ` +
         `needs ${RESTORABLE_PUPPET_VERSION} (upgrade tml in the image)`;
     }
+    // The first round runs the puppet's warm-up (a rehearsal job): a budget of its own.
+    deadline = Date.now() + template.bootTimeoutMs;
     for (let round = 0; round < WARM_UP_ROUNDS; round++) {
       await channel.send(restoredMessage());
       const again = await receive();
       if (signal.aborted) throw new Error("the job was stopped");
-      if (again?.type !== "auth") return "the puppet did not authenticate again after `restored`";
+      if (again?.type !== "auth") {
+        return exited
+          ? `QEMU exited while the puppet warmed up: ${(await stderr).trim()}`
+          : "the puppet did not authenticate again after `restored`";
+      }
     }
     // The connection stays open until QEMU quits: the saved state has the puppet's port
     // connected, as each job's supervisor will be.
@@ -390,6 +400,22 @@ async function makeSnapshot(
     if (!exited) await killProcesses([qemu.pid]);
     await qemu.status;
     await stderr.catch(() => "");
+  }
+}
+
+/** fsync of a file or directory that may be absent (a VM without a disk has no overlay). */
+async function syncFile(path: string): Promise<void> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  try {
+    await file.sync();
+  } finally {
+    file.close();
   }
 }
 

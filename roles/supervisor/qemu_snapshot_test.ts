@@ -9,12 +9,14 @@ Deno.test("guestRamBytes reads -m as QEMU does: MiB by default, a suffix, size=,
   assertEquals(guestRamBytes(["-m", "1.5g"]), 1.5 * 2 ** 30);
   assertEquals(guestRamBytes(["-m", "256", "-smp", "2", "-m", "1024"]), 2 ** 30);
   assertEquals(guestRamBytes(["--m", "64"]), 64 * 2 ** 20);
+  assertEquals(guestRamBytes(["-m", "536870912B"]), 512 * 2 ** 20);
 });
 
 Deno.test("guestRamBytes says why a machine's RAM cannot go in a snapshot file", () => {
   const refusals: [string[], string][] = [
     [["-smp", "1"], "no -m"],
     [["-m", "1G,slots=2,maxmem=4G"], "not a plain size"],
+    [["-m", "2GB"], "not a plain size"],
     [["-m", "512", "-mem-path", "/dev/hugepages"], "-mem-path /dev/hugepages"],
     [["-m", "1G", "-object", "memory-backend-ram,id=m,size=1G"], "memory-backend-ram"],
     [["-m", "1G", "-machine", "q35,memory-backend=m"], "memory-backend=m"],

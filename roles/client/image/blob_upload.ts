@@ -71,7 +71,12 @@ export async function uploadFile(options: BlobUploadOptions): Promise<RawRespons
       }
       sent += n;
       // The request holds on to the bytes until they are written: the block is free again then.
-      const flushed = request.write(block.subarray(0, n), () => blocks.give(block));
+      // Once: a request retried on a fresh connection may call a write's callback again.
+      let given = false;
+      const flushed = request.write(block.subarray(0, n), () => {
+        if (!given) blocks.give(block);
+        given = true;
+      });
       options.onBytes?.(n);
       if (!flushed) await drainOrEnd(request, over);
     }
