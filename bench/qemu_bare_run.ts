@@ -5,13 +5,13 @@
  * in a directory of its own with a fresh overlay and secret, the supervisor's puppet channel as
  * the only peer (the guest's puppet needs one to authenticate, get its job and report ready).
  * A warm-started job's command awaits its snapshot (`-incoming defer`): the run by hand then
- * loads and resumes it over QMP, as the supervisor does. Nothing else of the supervisor runs: no switchboard, no
- * fetch, no console follower.
+ * loads and resumes it over QMP, as the supervisor does. Nothing else of the supervisor runs:
+ * no switchboard, no fetch, no console follower.
  */
 import { createLogger } from "../lib/log.ts";
 import { generatePuppetSecret, PuppetChannel } from "../roles/supervisor/puppet_channel.ts";
 import { createOverlay, readBackingFile } from "../roles/supervisor/qemu_disk.ts";
-import { resumeSnapshot } from "../roles/supervisor/qemu_snapshot.ts";
+import { resumedSnapshotDir, resumeSnapshot } from "../roles/supervisor/qemu_snapshot.ts";
 import { withStartingQemu } from "../roles/supervisor/qemu_qmp.ts";
 
 /** A supervised job's QEMU command line, and the job directory its paths point into. */
@@ -62,9 +62,7 @@ export async function captureQemuCommand(
         args,
         jobDir,
         diskBacking: await readBackingFile(qemuImg, `${jobDir}/disk.qcow2`),
-        snapshotDir: args.includes("-incoming")
-          ? /mem-path=([^,]+)\/ram(,|$)/.exec(args.join(" "))?.[1]
-          : undefined,
+        snapshotDir: resumedSnapshotDir(args),
       };
     }
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -27,6 +27,19 @@ async function qemuImg(binary: string, args: string[]): Promise<string> {
   return new TextDecoder().decode(output.stdout);
 }
 
+/** `qemu-img info` of an image; `what` names it in the error. */
+async function readImageInfo(
+  binary: string,
+  path: string,
+  what: string,
+): Promise<z.infer<typeof ImageInfo>> {
+  // -U: the image may be open in a running QEMU (another job's, or this job's own).
+  const text = await qemuImg(binary, ["info", "-U", "--output=json", path]);
+  const parsed = ImageInfo.safeParse(JSON.parse(text));
+  if (!parsed.success) throw new HostStartError(`Cannot read qemu-img info of ${what}`);
+  return parsed.data;
+}
+
 async function realPath(path: string): Promise<string> {
   return await Deno.realPath(path).catch(() => resolve(path));
 }
@@ -40,12 +53,8 @@ export async function validateLayerChain(
   const byLabel = new Map(chain.map((layer) => [layer.label, layer]));
   for (const layer of chain) {
     const path = pathOf(layer);
-    // -U: the layer may be open read-only by another job's QEMU.
-    const text = await qemuImg(qemuImgBinary, ["info", "-U", "--output=json", path]);
-    const parsed = ImageInfo.safeParse(JSON.parse(text));
     const what = `layer "${layer.label}" (${path})`;
-    if (!parsed.success) throw new HostStartError(`Cannot read qemu-img info of ${what}`);
-    const info = parsed.data;
+    const info = await readImageInfo(qemuImgBinary, path, what);
     if (info.format !== "qcow2") {
       throw new HostStartError(`Invalid ${what}: format "${info.format}", expected qcow2`);
     }
@@ -80,11 +89,8 @@ export async function validateLayerChain(
 
 /** The file a qcow2 image is backed by, as an absolute path. */
 export async function readBackingFile(qemuImgBinary: string, image: string): Promise<string> {
-  // -U: a running QEMU holds the image.
-  const text = await qemuImg(qemuImgBinary, ["info", "-U", "--output=json", image]);
-  const parsed = ImageInfo.safeParse(JSON.parse(text));
-  if (!parsed.success) throw new HostStartError(`Cannot read qemu-img info of "${image}"`);
-  const backing = parsed.data["full-backing-filename"] ?? parsed.data["backing-filename"];
+  const info = await readImageInfo(qemuImgBinary, image, `"${image}"`);
+  const backing = info["full-backing-filename"] ?? info["backing-filename"];
   if (backing === undefined) throw new HostStartError(`"${image}" has no backing file`);
   return resolve(dirname(image), backing);
 }

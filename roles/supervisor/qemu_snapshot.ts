@@ -97,6 +97,18 @@ function ramArgs(file: string, bytes: number, share: boolean): string[] {
   ];
 }
 
+/** The snapshot directory a job's QEMU arguments (`resumeArgs`) resume from, if any. */
+export function resumedSnapshotDir(args: string[]): string | undefined {
+  if (!args.includes("-incoming")) return undefined;
+  for (const arg of args) {
+    if (!arg.startsWith(`memory-backend-file,id=${RAM_ID},`)) continue;
+    // The path ends at the first single comma (a doubled one is a comma of the path).
+    const path = /,mem-path=((?:[^,]|,,)*)\/ram(?:,(?!,)|$)/.exec(arg)?.[1];
+    return path?.replaceAll(",,", ",");
+  }
+  return undefined;
+}
+
 /** Arguments that make a job's QEMU resume `snapshot` (then `resumeSnapshot` over QMP). */
 export function resumeArgs(snapshot: Snapshot): string[] {
   return [...ramArgs(`${snapshot.dir}/ram`, snapshot.ramBytes, false), "-incoming", "defer"];

@@ -1,6 +1,6 @@
 import { assertEquals, assertStringIncludes } from "../../lib/testing/asserts.ts";
 import { defaultQemuArgs } from "./qemu_args.ts";
-import { guestRamBytes } from "./qemu_snapshot.ts";
+import { guestRamBytes, resumeArgs, resumedSnapshotDir } from "./qemu_snapshot.ts";
 
 Deno.test("guestRamBytes reads -m as QEMU does: MiB by default, a suffix, size=, the last one", () => {
   assertEquals(guestRamBytes(defaultQemuArgs()), 512 * 2 ** 20);
@@ -27,4 +27,12 @@ Deno.test("guestRamBytes says why a machine's RAM cannot go in a snapshot file",
     assertEquals(typeof refusal, "string", args.join(" "));
     assertStringIncludes(refusal as string, reason);
   }
+});
+
+Deno.test("resumedSnapshotDir finds the snapshot in the arguments resumeArgs made", () => {
+  for (const dir of ["/var/lib/tml/snapshots/0123abcd", "/srv/a,b/snapshots/k"]) {
+    const args = ["-m", "512", ...resumeArgs({ key: "k", dir, ramBytes: 512 * 2 ** 20 })];
+    assertEquals(resumedSnapshotDir(args), dir);
+  }
+  assertEquals(resumedSnapshotDir(["-m", "512"]), undefined);
 });
